@@ -1,0 +1,633 @@
+/*
+ * conf.c - process configuration: built-in defaults, INI file, validation
+ *
+ * DESCRIPTION  See conf.h.  iniparser reads the file; this module never
+ *              uses its number getters (iniparser_getint() is strtol with
+ *              base 0 and no error check).  Because iniparser does not say
+ *              on which line a key stands, the file is also scanned once
+ *              here to map "[section] key" to its line for error messages.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <iniparser/iniparser.h>
+
+#include "conf.h"
+#include "util.h"
+
+enum ctype { CT_LONG, CT_SIZE, CT_DUR, CT_BOOL, CT_STR, CT_LISTEN };
+
+struct ckey {
+	const char	*section;
+	const char	*key;
+	enum ctype	 type;
+	const char	*def;
+	double		 min, max;	/* numbers, durations, sizes */
+	size_t		 off;
+	const char	*help;
+};
+
+#define O(f) offsetof(struct conf, f)
+#define KMAX 1e12
+
+static const struct ckey keys[] = {
+	{ "server", "listen", CT_LISTEN, "127.0.0.1:2525", 0, 0, 0,
+	    "SMTP listeners, comma-separated ADDR:PORT ([V6]:PORT; port 0 = any free port)" },
+	{ "server", "hostname", CT_STR, "", 0, 0, O(hostname),
+	    "name in the banner and replies; empty = the system host name" },
+	{ "server", "banner", CT_STR, "ESMTP smtpfault", 0, 0, O(banner),
+	    "text after \"220 hostname\"" },
+	{ "server", "pipelining", CT_BOOL, "yes", 0, 0, O(pipelining),
+	    "advertise PIPELINING (RFC 2920)" },
+	{ "server", "chunking", CT_BOOL, "yes", 0, 0, O(chunking),
+	    "advertise CHUNKING and accept BDAT (RFC 3030)" },
+	{ "server", "smtputf8", CT_BOOL, "yes", 0, 0, O(smtputf8),
+	    "advertise SMTPUTF8 (RFC 6531)" },
+	{ "server", "dsn", CT_BOOL, "yes", 0, 0, O(dsn),
+	    "advertise DSN and accept its parameters (RFC 3461)" },
+	{ "server", "8bitmime", CT_BOOL, "yes", 0, 0, O(eightbitmime),
+	    "advertise 8BITMIME (RFC 6152)" },
+	{ "server", "enhancedstatuscodes", CT_BOOL, "yes", 0, 0,
+	    O(enhancedstatuscodes), "advertise and send enhanced status codes (RFC 2034)" },
+
+	{ "limits", "line_max", CT_LONG, "512", 64, 65536, O(line_max),
+	    "command line length in octets, CRLF included (RFC 5321: 512)" },
+	{ "limits", "text_line_max", CT_LONG, "1000", 0, 1048576,
+	    O(text_line_max), "DATA line length, CRLF included; 0 = no limit (RFC 5321: 1000)" },
+	{ "limits", "max_rcpts", CT_LONG, "100", 1, 100000, O(max_rcpts),
+	    "recipients per message, then 452 4.5.3 (RFC 5321: at least 100)" },
+	{ "limits", "max_msg_size", CT_SIZE, "10M", 1024, 4294967296.0,
+	    O(max_msg_size), "message size, advertised with SIZE, then 552 5.3.4" },
+	{ "limits", "max_errors", CT_LONG, "20", 1, 100000, O(max_errors),
+	    "protocol errors per session, then 421 4.7.0 and close" },
+	{ "limits", "max_msgs", CT_LONG, "0", 0, 100000000, O(max_msgs),
+	    "messages per session, then 421 4.7.0; 0 = no limit" },
+	{ "limits", "max_connections", CT_LONG, "10000", 1, 1000000,
+	    O(max_connections), "concurrent sessions, then 421 4.3.2 at connect" },
+	{ "limits", "max_per_client", CT_LONG, "0", 0, 1000000,
+	    O(max_per_client), "concurrent sessions per client address, then 421 4.3.2; 0 = no limit" },
+	{ "limits", "idle_timeout", CT_DUR, "300s", 0.01, 86400,
+	    O(idle_timeout), "silence allowed while waiting for input (RFC 5321: 5 minutes)" },
+	{ "limits", "command_timeout", CT_DUR, "300s", 0.01, 86400,
+	    O(command_timeout), "deadline from a command's first byte to its CRLF; trickling does not extend it" },
+	{ "limits", "min_data_rate", CT_LONG, "128", 0, 1000000000,
+	    O(min_data_rate), "DATA/BDAT bytes per second required after min_rate_grace; 0 = off" },
+	{ "limits", "min_rate_grace", CT_DUR, "30s", 0, 86400,
+	    O(min_rate_grace), "time before min_data_rate is enforced" },
+	{ "limits", "write_timeout", CT_DUR, "300s", 0.01, 86400,
+	    O(write_timeout), "time a reply may wait for the client to read it" },
+	{ "limits", "out_max", CT_SIZE, "256k", 4096, 67108864, O(out_max),
+	    "queued output per session; input is not read while it is full" },
+	{ "limits", "shutdown_grace", CT_DUR, "30s", 0, 3600,
+	    O(shutdown_grace), "on SIGTERM, time a DATA in progress gets to finish" },
+
+	{ "capture", "dir", CT_STR, "", 0, 0, O(capture_dir),
+	    "Maildir for accepted messages; empty = do not keep messages" },
+	{ "capture", "fsync", CT_BOOL, "yes", 0, 0, O(capture_fsync),
+	    "fsync each message and new/ before answering 250" },
+
+	{ "events", "file", CT_STR, "-", 0, 0, O(events_file),
+	    "event stream (JSON lines): - = standard output, empty = off" },
+	{ "events", "max_arg", CT_LONG, "256", 16, 65536, O(events_max_arg),
+	    "client text in events is cut to this many bytes" },
+};
+
+static const char *const sections[] = { "server", "limits", "capture",
+	"events" };
+
+/* ---- errors ---- */
+
+void
+conf_errs_add(struct conf_errs *e, const char *fmt, ...)
+{
+	char buf[1200];
+	va_list ap;
+	char **m;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if ((m = realloc(e->msg, sizeof(*m) * (size_t)(e->n + 1))) == NULL)
+		return;
+	e->msg = m;
+	if ((e->msg[e->n] = strdup(buf)) != NULL)
+		e->n++;
+}
+
+void
+conf_errs_print(const struct conf_errs *e, FILE *fp)
+{
+	int i;
+
+	for (i = 0; i < e->n; i++)
+		fprintf(fp, "smtpfault: %s\n", e->msg[i]);
+}
+
+void
+conf_errs_free(struct conf_errs *e)
+{
+	int i;
+
+	for (i = 0; i < e->n; i++)
+		free(e->msg[i]);
+	free(e->msg);
+	e->msg = NULL;
+	e->n = 0;
+}
+
+/* ---- values ---- */
+
+int
+conf_parse_listen(const char *s, const char *kind, struct conf_listen *l,
+    const char **why)
+{
+	char host[64];
+	const char *colon, *h, *port;
+	long p;
+	size_t hl;
+
+	memset(l, 0, sizeof(*l));
+	if (strlen(s) >= sizeof(l->text)) {
+		*why = "address too long";
+		return -1;
+	}
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+
+		if (rb == NULL || rb[1] != ':') {
+			*why = "expected [IPV6]:PORT";
+			return -1;
+		}
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		port = rb + 2;
+	} else {
+		if ((colon = strrchr(s, ':')) == NULL) {
+			*why = "expected ADDR:PORT";
+			return -1;
+		}
+		h = s;
+		hl = (size_t)(colon - s);
+		port = colon + 1;
+	}
+	if (hl >= sizeof(host)) {
+		*why = "address too long";
+		return -1;
+	}
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	if (util_parse_long(port, 0, 65535, &p) == -1) {
+		*why = "port must be 0..65535";
+		return -1;
+	}
+	if (hl == 0 || strcmp(host, "*") == 0)
+		strcpy(host, s[0] == '[' ? "::" : "0.0.0.0");
+	if (strchr(host, ':') != NULL) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&l->sa;
+
+		if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1) {
+			*why = "not an IPv6 address";
+			return -1;
+		}
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)p);
+		l->salen = sizeof(*sin6);
+	} else {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&l->sa;
+
+		if (strcmp(host, "localhost") == 0)
+			strcpy(host, "127.0.0.1");
+		if (inet_pton(AF_INET, host, &sin->sin_addr) != 1) {
+			*why = "not an IPv4 address (use [ADDR] for IPv6)";
+			return -1;
+		}
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)p);
+		l->salen = sizeof(*sin);
+	}
+	snprintf(l->kind, sizeof(l->kind), "%s", kind);
+	snprintf(l->text, sizeof(l->text), "%s", s);
+	return 0;
+}
+
+/* Split a comma/space list of listeners into c->listen. */
+static int
+set_listen(struct conf *c, const char *val, const char **why)
+{
+	char buf[1100], *tok, *save = NULL;
+	int n = 0;
+
+	if (strlen(val) >= sizeof(buf)) {
+		*why = "value too long";
+		return -1;
+	}
+	strcpy(buf, val);
+	for (tok = strtok_r(buf, ", \t", &save); tok;
+	    tok = strtok_r(NULL, ", \t", &save)) {
+		if (n == CONF_MAX_LISTEN) {
+			*why = "too many listeners";
+			return -1;
+		}
+		if (conf_parse_listen(tok, "smtp", &c->listen[n], why) == -1)
+			return -1;
+		n++;
+	}
+	if (n == 0) {
+		*why = "at least one listener is needed";
+		return -1;
+	}
+	c->nlisten = n;
+	return 0;
+}
+
+/* Parse val for key k into c.  0, or -1 with *why. */
+static int
+set_value(struct conf *c, const struct ckey *k, const char *val,
+    const char **why)
+{
+	char *base = (char *)c;
+	uint64_t sz;
+	double d;
+	long l;
+	int b;
+
+	switch (k->type) {
+	case CT_LONG:
+		if (util_parse_long(val, (long)k->min, (long)k->max, &l) == -1) {
+			*why = "expected a decimal number in range";
+			return -1;
+		}
+		*(long *)(void *)(base + k->off) = l;
+		break;
+	case CT_SIZE:
+		if (util_parse_size(val, &sz) == -1 || (double)sz < k->min ||
+		    (double)sz > k->max) {
+			*why = "expected a size in range (e.g. 512k, 10M)";
+			return -1;
+		}
+		*(uint64_t *)(void *)(base + k->off) = sz;
+		break;
+	case CT_DUR:
+		if (util_parse_dur(val, &d) == -1 || d < k->min || d > k->max) {
+			*why = "expected a duration in range (e.g. 250ms, 30s, 5m)";
+			return -1;
+		}
+		*(double *)(void *)(base + k->off) = d;
+		break;
+	case CT_BOOL:
+		if (util_parse_bool(val, &b) == -1) {
+			*why = "expected yes or no";
+			return -1;
+		}
+		*(int *)(void *)(base + k->off) = b;
+		break;
+	case CT_STR: {
+		char **dst = (char **)(void *)(base + k->off), *nv;
+
+		if ((nv = strdup(val)) == NULL) {
+			*why = "out of memory";
+			return -1;
+		}
+		free(*dst);
+		*dst = nv;
+		break;
+	}
+	case CT_LISTEN:
+		return set_listen(c, val, why);
+	}
+	return 0;
+}
+
+static const struct ckey *
+find_key(const char *section, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < NELEM(keys); i++)
+		if (strcasecmp(keys[i].section, section) == 0 &&
+		    strcasecmp(keys[i].key, key) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+struct conf *
+conf_new(void)
+{
+	struct conf *c = xcalloc(1, sizeof(*c));
+	const char *why;
+	size_t i;
+
+	for (i = 0; i < NELEM(keys); i++)
+		if (set_value(c, &keys[i], keys[i].def, &why) == -1)
+			PANIC("bad built-in default");
+	return c;
+}
+
+void
+conf_free(struct conf *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < NELEM(keys); i++)
+		if (keys[i].type == CT_STR)
+			free(*(char **)(void *)((char *)c + keys[i].off));
+	free(c->file);
+	free(c);
+}
+
+int
+conf_set(struct conf *c, const char *section, const char *key,
+    const char *val, struct conf_errs *errs)
+{
+	const struct ckey *k = find_key(section, key);
+	const char *why;
+
+	if (k == NULL) {
+		conf_errs_add(errs, "[%s] %s: unknown key", section, key);
+		return -1;
+	}
+	if (set_value(c, k, val, &why) == -1) {
+		conf_errs_add(errs, "[%s] %s = \"%.200s\": %s", section, key,
+		    val, why);
+		return -1;
+	}
+	return 0;
+}
+
+int
+conf_check(struct conf *c, struct conf_errs *errs)
+{
+	int n = errs->n;
+
+	if ((long)c->max_rcpts < 1)
+		conf_errs_add(errs, "[limits] max_rcpts: must be at least 1");
+	if (c->capture_dir && strchr(c->capture_dir, '\n'))
+		conf_errs_add(errs, "[capture] dir: bad path");
+	if (c->hostname == NULL || c->hostname[0] == '\0') {
+		char host[256];
+
+		if (gethostname(host, sizeof(host)) == -1 || host[0] == '\0')
+			strcpy(host, "localhost");
+		host[sizeof(host) - 1] = '\0';
+		free(c->hostname);
+		c->hostname = strdup(host);
+	}
+	if (c->hostname && strpbrk(c->hostname, " \t\r\n"))
+		conf_errs_add(errs, "[server] hostname: must not contain "
+		    "blanks");
+	return errs->n == n ? 0 : -1;
+}
+
+/* ---- file loading ---- */
+
+struct linemap {
+	char	 section[128];
+	char	 key[128];
+	int	 line;
+};
+
+struct scan {
+	struct linemap	*map;
+	int		 n;
+};
+
+static void
+trim_lower(char *s)
+{
+	char *p = s, *e;
+
+	while (isspace((unsigned char)*p))
+		p++;
+	memmove(s, p, strlen(p) + 1);
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	for (p = s; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+}
+
+/* Map each "[section]" and "key =" to its physical line number. */
+static void
+scan_lines(const char *file, struct scan *sc)
+{
+	char line[2048], section[128] = "";
+	int lineno = 0;
+	FILE *fp;
+
+	if ((fp = fopen(file, "r")) == NULL)
+		return;
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		char *p = line, *eq, *rb;
+		struct linemap *m;
+
+		lineno++;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == ';' || *p == '#' || *p == '\0')
+			continue;
+		m = realloc(sc->map, sizeof(*m) * (size_t)(sc->n + 1));
+		if (m == NULL)
+			break;
+		sc->map = m;
+		m = &sc->map[sc->n];
+		memset(m, 0, sizeof(*m));
+		m->line = lineno;
+		if (*p == '[' && (rb = strchr(p, ']')) != NULL) {
+			*rb = '\0';
+			snprintf(section, sizeof(section), "%.127s", p + 1);
+			trim_lower(section);
+			snprintf(m->section, sizeof(m->section), "%s", section);
+			sc->n++;
+		} else if ((eq = strchr(p, '=')) != NULL) {
+			*eq = '\0';
+			snprintf(m->section, sizeof(m->section), "%s", section);
+			snprintf(m->key, sizeof(m->key), "%.127s", p);
+			trim_lower(m->key);
+			sc->n++;
+		}
+	}
+	fclose(fp);
+}
+
+/* Last line where section/key (key NULL: the section header) stands. */
+static int
+line_of(const struct scan *sc, const char *section, const char *key)
+{
+	int i, line = 0;
+
+	for (i = 0; i < sc->n; i++) {
+		const struct linemap *m = &sc->map[i];
+
+		if (strcmp(m->section, section) != 0)
+			continue;
+		if (key == NULL ? m->key[0] == '\0' :
+		    strcmp(m->key, key) == 0) {
+			line = m->line;
+			if (key == NULL)
+				break;	/* first header of the section */
+		}
+	}
+	return line;
+}
+
+static struct conf_errs *ini_errs;
+static const char *ini_file;
+
+/*
+ * iniparser reports "iniparser: syntax error in FILE (N):\n-> TEXT\n";
+ * rewrite it as "FILE:N: TEXT".
+ */
+static int
+ini_errback(const char *fmt, ...)
+{
+	char buf[1400], *p, *nl;
+	long line = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (ini_errs == NULL)
+		return 0;
+	if ((p = strrchr(buf, '(')) != NULL)
+		line = strtol(p + 1, NULL, 10);
+	for (nl = buf; (nl = strchr(nl, '\n')) != NULL;)
+		*nl = ' ';
+	p = buf;
+	if (strncmp(p, "iniparser: ", 11) == 0)
+		p += 11;
+	if (line > 0)
+		conf_errs_add(ini_errs, "%s:%ld: %s", ini_file, line, p);
+	else
+		conf_errs_add(ini_errs, "%s: %s", ini_file, p);
+	return 0;
+}
+
+static int
+known_section(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < NELEM(sections); i++)
+		if (strcmp(s, sections[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+load_section(struct conf *c, dictionary *d, const char *sec,
+    const struct scan *sc, const char *file, struct conf_errs *errs)
+{
+	int i, nk = iniparser_getsecnkeys(d, sec);
+	const char **ks;
+
+	if (nk <= 0)
+		return;
+	ks = calloc((size_t)nk, sizeof(*ks));
+	if (ks == NULL || iniparser_getseckeys(d, sec, ks) == NULL) {
+		free(ks);
+		return;
+	}
+	for (i = 0; i < nk; i++) {
+		const char *full = ks[i], *key = full + strlen(sec) + 1;
+		const char *val = iniparser_getstring(d, full, "");
+		const struct ckey *k = find_key(sec, key);
+		const char *why;
+
+		if (k == NULL) {
+			conf_errs_add(errs, "%s:%d: [%s] %s: unknown key", file,
+			    line_of(sc, sec, key), sec, key);
+			continue;
+		}
+		if (set_value(c, k, val, &why) == -1)
+			conf_errs_add(errs, "%s:%d: [%s] %s = \"%.200s\": %s",
+			    file, line_of(sc, sec, key), sec, key, val, why);
+	}
+	free(ks);
+}
+
+int
+conf_load(struct conf *c, const char *file, struct conf_errs *errs)
+{
+	struct scan sc = { NULL, 0 };
+	dictionary *d;
+	int i, nsec, before = errs->n;
+
+	if (access(file, R_OK) == -1) {
+		conf_errs_add(errs, "%s: cannot read: %s", file,
+		    strerror(errno));
+		return -1;
+	}
+	ini_errs = errs;
+	ini_file = file;
+	iniparser_set_error_callback(ini_errback);
+	d = iniparser_load(file);
+	iniparser_set_error_callback(NULL);
+	ini_errs = NULL;
+	if (d == NULL) {
+		if (errs->n == before)
+			conf_errs_add(errs, "%s: cannot parse", file);
+		return -1;
+	}
+	scan_lines(file, &sc);
+	for (i = 0; i < sc.n; i++) {
+		const struct linemap *m = &sc.map[i];
+
+		if (m->section[0] == '\0' && m->key[0] != '\0')
+			conf_errs_add(errs, "%s:%d: %s: key outside any "
+			    "section", file, m->line, m->key);
+		else if (m->key[0] == '\0' && strchr(m->section, ':'))
+			conf_errs_add(errs, "%s:%d: [%s]: section names "
+			    "cannot contain ':'", file, m->line, m->section);
+	}
+	nsec = iniparser_getnsec(d);
+	for (i = 0; i < nsec; i++) {
+		const char *sec = iniparser_getsecname(d, i);
+
+		if (!known_section(sec)) {
+			conf_errs_add(errs, "%s:%d: [%s]: unknown section",
+			    file, line_of(&sc, sec, NULL), sec);
+			continue;
+		}
+		load_section(c, d, sec, &sc, file, errs);
+	}
+	free(c->file);
+	c->file = strdup(file);
+	iniparser_freedict(d);
+	free(sc.map);
+	conf_check(c, errs);
+	return errs->n == before ? 0 : -1;
+}
+
+void
+conf_dump_defaults(FILE *fp)
+{
+	const char *sec = "";
+	size_t i;
+
+	fprintf(fp, "; smtpfault.ini - every key at its built-in default.\n"
+	    "; Uncomment a line to change it.  Durations: 250ms, 30s, 5m, 2h;\n"
+	    "; sizes: 512k, 10M; numbers are decimal.  Regenerate with\n"
+	    "; `smtpfault --dump-config`.\n\n");
+	for (i = 0; i < NELEM(keys); i++) {
+		if (strcmp(sec, keys[i].section) != 0) {
+			sec = keys[i].section;
+			fprintf(fp, "%s[%s]\n", i ? "\n" : "", sec);
+		}
+		fprintf(fp, "; %s\n;%s = %s\n", keys[i].help, keys[i].key,
+		    keys[i].def);
+	}
+}

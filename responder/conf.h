@@ -1,0 +1,104 @@
+/*
+ * conf.h - process configuration: built-in defaults, INI file, validation
+ *
+ * DESCRIPTION  Every key is declared once in a table (section, key, type,
+ *              default, bounds, target).  conf_load() applies defaults,
+ *              reads an INI file through iniparser, validates every value
+ *              strictly and collects every error before failing, so the
+ *              server never starts half-configured.
+ * OWNERSHIP    struct conf owns its strings; conf_free() releases them.
+ *              A reload builds a new struct conf and swaps it in whole.
+ * ERRORS       Messages read "FILE:LINE: [section] key: reason" and are
+ *              appended to struct conf_errs.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef CONF_H
+#define CONF_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define CONF_MAX_LISTEN 16
+
+struct conf_listen {
+	char			 kind[8];	/* "smtp" */
+	char			 text[80];	/* as written: "127.0.0.1:2525" */
+	struct sockaddr_storage	 sa;
+	socklen_t		 salen;
+};
+
+struct conf {
+	char		*file;		/* NULL: built-in defaults only */
+
+	/* [server] */
+	char		*hostname;
+	char		*banner;	/* text after "220 hostname " */
+	struct conf_listen listen[CONF_MAX_LISTEN];
+	int		 nlisten;
+	int		 pipelining, chunking, smtputf8, dsn, eightbitmime;
+	int		 enhancedstatuscodes;
+
+	/* [limits] */
+	long		 line_max;	/* command line incl. CRLF */
+	long		 text_line_max;	/* DATA line incl. CRLF; 0 = no limit */
+	long		 max_rcpts;
+	uint64_t	 max_msg_size;
+	long		 max_errors;
+	long		 max_msgs;	/* per session; 0 = no limit */
+	long		 max_connections;
+	long		 max_per_client;	/* 0 = no limit */
+	double		 idle_timeout;
+	double		 command_timeout;
+	double		 data_timeout;
+	long		 min_data_rate;	/* bytes/s in DATA after grace; 0 = off */
+	double		 min_rate_grace;
+	double		 write_timeout;
+	uint64_t	 out_max;
+	double		 shutdown_grace;
+
+	/* [capture] */
+	char		*capture_dir;	/* NULL or "": off */
+	int		 capture_fsync;
+
+	/* [events] */
+	char		*events_file;	/* "-" stdout, "" off */
+	long		 events_max_arg;
+};
+
+struct conf_errs {
+	char	**msg;
+	int	 n;
+};
+
+/* Built-in defaults (what `smtpfault` with no file runs with). */
+struct conf *conf_new(void);
+void	 conf_free(struct conf *c);
+
+/*
+ * Load file over the defaults in c.  Every problem is appended to errs;
+ * returns 0 when there were none, -1 otherwise (c is then unusable).
+ */
+int	 conf_load(struct conf *c, const char *file, struct conf_errs *errs);
+
+/* Parse "ADDR:PORT" / "[V6]:PORT" / ":PORT" into l. 0 or -1 with a reason. */
+int	 conf_parse_listen(const char *s, const char *kind,
+    struct conf_listen *l, const char **why);
+
+/* Set a "[section] key" from the command line or a test, validated. */
+int	 conf_set(struct conf *c, const char *section, const char *key,
+    const char *val, struct conf_errs *errs);
+
+/* Checks that need all keys (cross-key rules); appends to errs. */
+int	 conf_check(struct conf *c, struct conf_errs *errs);
+
+void	 conf_errs_add(struct conf_errs *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void	 conf_errs_print(const struct conf_errs *e, FILE *fp);
+void	 conf_errs_free(struct conf_errs *e);
+
+/* Write every key at its default as a commented INI file (docs, tests). */
+void	 conf_dump_defaults(FILE *fp);
+
+#endif

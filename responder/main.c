@@ -1,0 +1,261 @@
+/*
+ * main.c - command line, configuration assembly, start-up and reload
+ *
+ * DESCRIPTION  Builds the configuration from built-in defaults, the -c
+ *              file and the command-line overrides (which win), validates
+ *              all of it, then hands it to the server.  SIGHUP repeats the
+ *              same assembly and swaps the result in only when it is valid.
+ * ERRORS       Configuration errors: every one printed, exit 2.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "conf.h"
+#include "events.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#define SMTPFAULT_VERSION "0.1.0"
+
+struct override {
+	const char	*section, *key;
+	char		*val;
+};
+
+static struct override	 ovr[32];
+static int		 novr;
+static const char	*conf_path;
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+"usage: smtpfault [options]\n"
+"  -c, --config FILE      configuration file (INI)\n"
+"      --listen ADDR:PORT SMTP listener; repeatable; [V6]:PORT for IPv6,\n"
+"                         port 0 = any free port (default 127.0.0.1:2525)\n"
+"      --port-file FILE   write \"smtp ADDR:PORT\" per listener once bound\n"
+"      --events FILE|-    event stream, JSON lines (default -: stdout)\n"
+"      --capture DIR      keep accepted messages in a Maildir\n"
+"      --hostname NAME    name in the banner and replies\n"
+"      --check-config     validate the configuration and exit\n"
+"      --dump-config      print every key at its default and exit\n"
+"  -v, --verbose          debug diagnostics on stderr\n"
+"      --version          print the version and exit\n"
+"  -h, --help             this text\n"
+"Command-line values override the file.  See smtpfault(1).\n");
+}
+
+static void
+add_override(const char *section, const char *key, const char *val)
+{
+	int i;
+
+	for (i = 0; i < novr; i++) {
+		if (strcmp(ovr[i].section, section) == 0 &&
+		    strcmp(ovr[i].key, key) == 0) {
+			if (strcmp(key, "listen") == 0) {
+				char *j;
+
+				if (asprintf(&j, "%s,%s", ovr[i].val, val) ==
+				    -1)
+					fatal("asprintf");
+				free(ovr[i].val);
+				ovr[i].val = j;
+			} else {
+				free(ovr[i].val);
+				ovr[i].val = xstrdup(val);
+			}
+			return;
+		}
+	}
+	if (novr == (int)NELEM(ovr))
+		fatalx("too many options");
+	ovr[novr].section = section;
+	ovr[novr].key = key;
+	ovr[novr].val = xstrdup(val);
+	novr++;
+}
+
+/* Defaults, then the file, then the command line.  NULL on any error. */
+static struct conf *
+assemble(struct conf_errs *errs)
+{
+	struct conf *c = conf_new();
+	int i;
+
+	if (conf_path != NULL)
+		conf_load(c, conf_path, errs);
+	for (i = 0; i < novr; i++)
+		conf_set(c, ovr[i].section, ovr[i].key, ovr[i].val, errs);
+	conf_check(c, errs);
+	if (errs->n > 0) {
+		conf_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+static int
+apply_outputs(struct conf *c)
+{
+	if (evt_open(c->events_file, (size_t)c->events_max_arg) == -1) {
+		log_warn("events: %s", c->events_file);
+		return -1;
+	}
+	if (c->capture_dir != NULL && c->capture_dir[0] != '\0' &&
+	    capture_prepare(c->capture_dir) == -1) {
+		log_warn("capture: %s", c->capture_dir);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+reload(void)
+{
+	struct conf_errs errs = { NULL, 0 };
+	struct conf *c = assemble(&errs);
+	int ok = c != NULL;
+
+	if (c == NULL) {
+		conf_errs_print(&errs, stderr);
+		log_warnx("reload failed; keeping the running configuration");
+	} else {
+		if (c->nlisten != srv.cf->nlisten ||
+		    memcmp(c->listen, srv.cf->listen, sizeof(c->listen)) != 0)
+			log_warnx("reload: listener changes need a restart");
+		if (apply_outputs(c) == -1) {
+			ok = 0;
+			conf_free(c);
+			apply_outputs(srv.cf);
+		} else {
+			conf_free(srv.cf);
+			srv.cf = c;
+		}
+	}
+	evt_begin("reload");
+	evt_bool("ok", ok);
+	evt_str("file", conf_path);
+	evt_end();
+	conf_errs_free(&errs);
+	log_info("reload %s", ok ? "done" : "failed");
+}
+
+int
+main(int argc, char *argv[])
+{
+	enum { O_LISTEN = 256, O_PORTFILE, O_EVENTS, O_CAPTURE, O_HOSTNAME,
+	    O_CHECK, O_VERSION, O_DUMP };
+	static const struct option lopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "port-file", required_argument, NULL, O_PORTFILE },
+		{ "events", required_argument, NULL, O_EVENTS },
+		{ "capture", required_argument, NULL, O_CAPTURE },
+		{ "hostname", required_argument, NULL, O_HOSTNAME },
+		{ "check-config", no_argument, NULL, O_CHECK },
+		{ "dump-config", no_argument, NULL, O_DUMP },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, O_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct conf_errs errs = { NULL, 0 };
+	const char *port_file = NULL;
+	int ch, check = 0, i;
+	struct conf *cf;
+
+	while ((ch = getopt_long(argc, argv, "c:vh", lopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case O_LISTEN:
+			add_override("server", "listen", optarg);
+			break;
+		case O_PORTFILE:
+			port_file = optarg;
+			break;
+		case O_EVENTS:
+			add_override("events", "file", optarg);
+			break;
+		case O_CAPTURE:
+			add_override("capture", "dir", optarg);
+			break;
+		case O_HOSTNAME:
+			add_override("server", "hostname", optarg);
+			break;
+		case O_CHECK:
+			check = 1;
+			break;
+		case O_DUMP:
+			conf_dump_defaults(stdout);
+			return 0;
+		case 'v':
+			log_verbose = 1;
+			break;
+		case O_VERSION:
+			printf("smtpfault %s\n", SMTPFAULT_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "smtpfault: unexpected argument: %s\n",
+		    argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if ((cf = assemble(&errs)) == NULL) {
+		conf_errs_print(&errs, stderr);
+		fprintf(stderr, "smtpfault: %d configuration error%s\n", errs.n,
+		    errs.n == 1 ? "" : "s");
+		conf_errs_free(&errs);
+		return 2;
+	}
+	if (check) {
+		printf("configuration OK\n");
+		conf_free(cf);
+		return 0;
+	}
+	if (apply_outputs(cf) == -1) {
+		conf_free(cf);
+		return 2;
+	}
+	evt_begin("start");
+	evt_str("version", SMTPFAULT_VERSION);
+	evt_int("pid", (long long)getpid());
+	evt_str("hostname", cf->hostname);
+	evt_end();
+	srv.reload = reload;
+	if (server_init(cf, port_file) == -1) {
+		evt_flush();
+		server_free();
+		conf_free(cf);
+		evt_close();
+		return 2;
+	}
+	log_info("smtpfault %s ready, pid %ld", SMTPFAULT_VERSION,
+	    (long)getpid());
+	server_run();
+	server_free();
+	conf_free(srv.cf);
+	evt_close();
+	for (i = 0; i < novr; i++)
+		free(ovr[i].val);
+	return 0;
+}

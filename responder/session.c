@@ -1,0 +1,1139 @@
+/*
+ * session.c - per-connection SMTP state machine
+ *
+ * DESCRIPTION  One struct session per accepted socket; drives reads,
+ *              replies and message transfer (DATA and BDAT) through libev
+ *              watchers embedded in the session.  Pipelined input is
+ *              consumed strictly one command at a time and replies are
+ *              queued in order, then flushed before waiting for input.
+ * OWNERSHIP    The session owns its fd, watchers, iobufs, transaction
+ *              strings and capture transaction.  sess_close() is the only
+ *              exit; memory is freed by the server's reaper.
+ * LIMITS       cf->line_max, text_line_max, max_rcpts, max_msg_size,
+ *              max_errors, idle/command/write timeouts, min_data_rate,
+ *              out_max (input is not read while output is backed up).
+ * ERRORS       Protocol errors -> SMTP reply.  I/O errors -> sess_close().
+ *              Broken invariants -> PANIC().  Never exit() from here.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "events.h"
+#include "log.h"
+#include "server.h"
+#include "session.h"
+#include "util.h"
+
+#define IN_MIN		(64 * 1024)
+#define READ_CHUNK	(64 * 1024)
+#define DATA_CHECK	5.0	/* seconds between min_data_rate checks */
+
+#define CF (srv.cf)
+
+static void	sess_on_read(struct ev_loop *, ev_io *, int);
+static void	sess_on_write(struct ev_loop *, ev_io *, int);
+static void	sess_on_timer(struct ev_loop *, ev_timer *, int);
+static void	sess_process(struct session *);
+static void	sess_rearm(struct session *);
+static int	sess_flush(struct session *);
+static void	sess_reply(struct session *, int, const char *, const char *,
+    ...) __attribute__((format(printf, 4, 5)));
+static void	sess_reply_text(struct session *, int, const char *,
+    const char *);
+static void	sess_set_state(struct session *, enum sess_state);
+static void	sess_dispatch(struct session *, char *, size_t);
+static void	sess_error(struct session *, int, const char *, const char *);
+static void	tx_reset(struct session *);
+static void	msg_begin(struct session *);
+static void	msg_data(struct session *, const char *, size_t);
+static void	msg_finish(struct session *);
+static void	msg_refuse(struct session *, int, const char *, const char *,
+    const char *);
+
+static const unsigned legal_next[SS__COUNT] = {
+	[SS_GREETING] = SS_BIT(SS_INIT) | SS_BIT(SS_CLOSING),
+	[SS_INIT] = SS_BIT(SS_READY) | SS_BIT(SS_INIT) | SS_BIT(SS_TLS) |
+	    SS_BIT(SS_CLOSING),
+	[SS_READY] = SS_BIT(SS_READY) | SS_BIT(SS_MAIL) | SS_BIT(SS_INIT) |
+	    SS_BIT(SS_TLS) | SS_BIT(SS_CLOSING),
+	[SS_MAIL] = SS_BIT(SS_READY) | SS_BIT(SS_RCPT) | SS_BIT(SS_INIT) |
+	    SS_BIT(SS_CLOSING),
+	[SS_RCPT] = SS_BIT(SS_READY) | SS_BIT(SS_RCPT) | SS_BIT(SS_DATA) |
+	    SS_BIT(SS_BDAT) | SS_BIT(SS_INIT) | SS_BIT(SS_CLOSING),
+	[SS_DATA] = SS_BIT(SS_READY) | SS_BIT(SS_CLOSING),
+	[SS_BDAT] = SS_BIT(SS_BDAT) | SS_BIT(SS_READY) | SS_BIT(SS_INIT) |
+	    SS_BIT(SS_CLOSING),
+	[SS_TLS] = SS_BIT(SS_INIT) | SS_BIT(SS_CLOSING),
+	[SS_CLOSING] = 0,
+};
+
+/* ---- life cycle ---- */
+
+static void
+client_text(struct session *s)
+{
+	if (s->sa.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&s->sa;
+
+		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+			inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], s->addr,
+			    sizeof(s->addr));
+		else
+			inet_ntop(AF_INET6, &a->sin6_addr, s->addr,
+			    sizeof(s->addr));
+		s->port = ntohs(a->sin6_port);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&s->sa;
+
+		inet_ntop(AF_INET, &a->sin_addr, s->addr, sizeof(s->addr));
+		s->port = ntohs(a->sin_port);
+	}
+}
+
+static void
+evt_sess(struct session *s, const char *name)
+{
+	char id[16];
+
+	snprintf(id, sizeof(id), "%08x", s->id);
+	evt_begin(name);
+	evt_str("session", id);
+	evt_str("client", s->addr);
+}
+
+struct session *
+sess_new(struct listener *l, int fd, const struct sockaddr_storage *sa,
+    socklen_t salen)
+{
+	struct session *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->fd = fd;
+	s->lst = l;
+	s->id = ++srv.next_id;
+	memcpy(&s->sa, sa, salen < sizeof(s->sa) ? salen : sizeof(s->sa));
+	client_text(s);
+	iobuf_init(&s->in, (size_t)CF->line_max * 2 > IN_MIN ?
+	    (size_t)CF->line_max * 2 : IN_MIN);
+	iobuf_init(&s->out, (size_t)CF->out_max + 65536);
+	capture_tx_init(&s->cap);
+	s->started = s->last_rx = s->last_tx = ev_now(srv.loop);
+	ev_io_init(&s->rd, sess_on_read, fd, EV_READ);
+	ev_io_init(&s->wr, sess_on_write, fd, EV_WRITE);
+	ev_timer_init(&s->timer, sess_on_timer, CF->idle_timeout, 0.);
+	ev_timer_start(srv.loop, &s->timer);
+	TAILQ_INSERT_TAIL(&srv.sessions, s, entry);
+	srv.nsessions++;
+
+	evt_sess(s, "connect");
+	evt_int("port", s->port);
+	evt_str("listener", l->name);
+	evt_end();
+
+	s->state = SS_GREETING;
+	sess_reply(s, 220, NULL, "%s %s", CF->hostname, CF->banner);
+	sess_set_state(s, SS_INIT);
+	if (sess_flush(s) == 0)
+		sess_rearm(s);
+	return s;
+}
+
+void
+sess_close(struct session *s, const char *reason)
+{
+	if (s->state == SS_CLOSING)
+		return;
+	ev_io_stop(srv.loop, &s->rd);
+	ev_io_stop(srv.loop, &s->wr);
+	ev_timer_stop(srv.loop, &s->timer);
+	if (capture_active(&s->cap))
+		capture_abort(&s->cap);
+	evt_sess(s, "close");
+	evt_str("reason", reason);
+	evt_uint("rx", s->rx);
+	evt_uint("tx", s->tx);
+	evt_num("duration", ev_now(srv.loop) - s->started);
+	evt_int("messages", s->nmsgs);
+	evt_end();
+	log_debug("%08x smtp close reason=%s", s->id, reason);
+	s->state = SS_CLOSING;
+	if (s->fd != -1) {
+		close(s->fd);
+		s->fd = -1;
+	}
+	TAILQ_REMOVE(&srv.sessions, s, entry);
+	TAILQ_INSERT_TAIL(&srv.reap, s, entry);
+	server_session_gone(s);
+}
+
+void
+sess_free(struct session *s)
+{
+	tx_reset(s);
+	free(s->helo);
+	iobuf_free(&s->in);
+	iobuf_free(&s->out);
+	free(s);
+}
+
+static int
+in_message(const struct session *s)
+{
+	return s->state == SS_DATA || s->state == SS_BDAT ||
+	    s->bdat_left > 0;
+}
+
+void
+sess_shutdown(struct session *s)
+{
+	if (s->state == SS_CLOSING || (s->flags & SF_QUIT))
+		return;
+	if (in_message(s)) {
+		/* let the message finish; 421 follows its reply */
+		s->flags |= SF_SHUTDOWN;
+		return;
+	}
+	sess_reply(s, 421, "4.3.2", "%s Service shutting down, closing "
+	    "transmission channel", CF->hostname);
+	s->flags |= SF_QUIT;
+	s->close_reason = "shutdown";
+	if (sess_flush(s) == 0)
+		sess_rearm(s);
+}
+
+static void
+sess_set_state(struct session *s, enum sess_state st)
+{
+	PANIC(!(legal_next[s->state] & SS_BIT(st)));
+	if (log_verbose && s->state != st)
+		log_debug("%08x smtp state=%s->%s", s->id,
+		    cmd_state_name(s->state), cmd_state_name(st));
+	s->state = st;
+}
+
+/* ---- watchers ---- */
+
+/* The only place that starts or stops the session's I/O watchers. */
+static void
+sess_rearm(struct session *s)
+{
+	int want_rd, want_wr;
+
+	if (s->state == SS_CLOSING)
+		return;
+	want_wr = iobuf_len(&s->out) > 0;
+	want_rd = !(s->flags & (SF_QUIT | SF_READ_EOF)) &&
+	    iobuf_room(&s->in) > 0 &&
+	    iobuf_len(&s->out) < CF->out_max / 2;
+	if (want_rd && !ev_is_active(&s->rd))
+		ev_io_start(srv.loop, &s->rd);
+	else if (!want_rd && ev_is_active(&s->rd))
+		ev_io_stop(srv.loop, &s->rd);
+	if (want_wr && !ev_is_active(&s->wr))
+		ev_io_start(srv.loop, &s->wr);
+	else if (!want_wr && ev_is_active(&s->wr))
+		ev_io_stop(srv.loop, &s->wr);
+}
+
+/* Write what we can; 0, or -1 when the session was closed. */
+static int
+sess_flush(struct session *s)
+{
+	while (iobuf_len(&s->out) > 0) {
+		ssize_t n = send(s->fd, iobuf_data(&s->out),
+		    iobuf_len(&s->out), MSG_NOSIGNAL);
+
+		if (n > 0) {
+			iobuf_consume(&s->out, (size_t)n);
+			s->tx += (uint64_t)n;
+			s->last_tx = ev_now(srv.loop);
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		sess_close(s, "write_error");
+		return -1;
+	}
+	if (s->flags & SF_QUIT) {
+		sess_close(s, s->close_reason ? s->close_reason : "quit");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+sess_on_write(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct session *s = container_of(w, struct session, wr);
+
+	(void)loop;
+	(void)revents;
+	if (sess_flush(s) == -1)
+		return;
+	/* Output drained below the mark: read and run what was waiting. */
+	sess_process(s);
+}
+
+static void
+sess_on_read(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct session *s = container_of(w, struct session, rd);
+	size_t avail;
+	ssize_t n;
+	char *p;
+
+	(void)loop;
+	(void)revents;
+	if ((p = iobuf_reserve(&s->in, READ_CHUNK, &avail)) == NULL) {
+		sess_rearm(s);
+		return;
+	}
+	n = recv(s->fd, p, avail, 0);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+			if (iobuf_len(&s->in) == 0)
+				iobuf_free(&s->in);
+			return;
+		}
+		sess_close(s, errno == ECONNRESET ? "reset" : "read_error");
+		return;
+	}
+	if (n == 0) {
+		s->flags |= SF_READ_EOF;
+		if (iobuf_len(&s->in) == 0)
+			iobuf_free(&s->in);
+	} else {
+		iobuf_commit(&s->in, (size_t)n);
+		s->rx += (uint64_t)n;
+		s->last_rx = ev_now(srv.loop);
+		if (in_message(s))
+			s->data_rx += (uint64_t)n;
+	}
+	sess_process(s);
+}
+
+static void
+sess_timeout(struct session *s, const char *reason)
+{
+	iobuf_clear(&s->out);
+	sess_reply(s, 421, "4.4.2", "%s Error: timeout exceeded",
+	    CF->hostname);
+	s->flags |= SF_QUIT;
+	s->close_reason = reason;
+	/* best effort: a client that stopped reading gets no more time */
+	if (sess_flush(s) == 0)
+		sess_close(s, reason);
+}
+
+/*
+ * One lazily re-armed timer carries every deadline: idle, the command
+ * deadline that trickled bytes cannot extend, the write deadline and the
+ * minimum data rate.  Reads never touch the timer; they only stamp times.
+ */
+static void
+sess_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct session *s = container_of(w, struct session, timer);
+	double now = ev_now(loop), next;
+
+	(void)revents;
+	if (iobuf_len(&s->out) > 0 && now - s->last_tx >= CF->write_timeout) {
+		sess_close(s, "write_timeout");
+		return;
+	}
+	if (now - s->last_rx >= CF->idle_timeout && iobuf_len(&s->out) == 0) {
+		sess_timeout(s, "timeout");
+		return;
+	}
+	if (s->cmd_start > 0 && now - s->cmd_start >= CF->command_timeout) {
+		sess_timeout(s, "command_timeout");
+		return;
+	}
+	if (in_message(s) && CF->min_data_rate > 0 &&
+	    now - s->data_start >= CF->min_rate_grace &&
+	    now - s->data_start > 0 &&
+	    (double)s->data_rx / (now - s->data_start) <
+	    (double)CF->min_data_rate) {
+		sess_timeout(s, "slow_data");
+		return;
+	}
+	next = s->last_rx + CF->idle_timeout;
+	if (iobuf_len(&s->out) > 0 && s->last_tx + CF->write_timeout < next)
+		next = s->last_tx + CF->write_timeout;
+	if (s->cmd_start > 0 && s->cmd_start + CF->command_timeout < next)
+		next = s->cmd_start + CF->command_timeout;
+	if (in_message(s) && CF->min_data_rate > 0 && now + DATA_CHECK < next)
+		next = now + DATA_CHECK;
+	next -= now;
+	ev_timer_set(w, next > 0.001 ? next : 0.001, 0.);
+	ev_timer_start(loop, w);
+}
+
+/* ---- replies ---- */
+
+/* Queue one reply.  text may hold several lines separated by '\n'. */
+static void
+sess_reply_text(struct session *s, int code, const char *ecode,
+    const char *text)
+{
+	const char *p = text, *nl;
+	int fail = 0;
+
+	do {
+		size_t n;
+
+		nl = strchr(p, '\n');
+		n = nl ? (size_t)(nl - p) : strlen(p);
+		if (ecode != NULL && CF->enhancedstatuscodes)
+			fail |= iobuf_printf(&s->out, "%03d%c%s %.*s\r\n", code,
+			    nl ? '-' : ' ', ecode, (int)n, p);
+		else
+			fail |= iobuf_printf(&s->out, "%03d%c%.*s\r\n", code,
+			    nl ? '-' : ' ', (int)n, p);
+		p = nl ? nl + 1 : NULL;
+	} while (p != NULL);
+	if (fail) {
+		/* out_max passed: the client is not reading its replies */
+		s->flags |= SF_QUIT;
+		s->close_reason = "output_overflow";
+	}
+	if (evt_enabled()) {
+		char buf[1024];
+
+		if (ecode != NULL && CF->enhancedstatuscodes)
+			snprintf(buf, sizeof(buf), "%s %s", ecode, text);
+		else
+			snprintf(buf, sizeof(buf), "%s", text);
+		evt_sess(s, "reply");
+		evt_int("code", code);
+		evt_str("text", buf);
+		evt_end();
+	}
+}
+
+static void
+sess_reply(struct session *s, int code, const char *ecode, const char *fmt,
+    ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	sess_reply_text(s, code, ecode, buf);
+}
+
+/* A protocol error: reply, count, and end the session past max_errors. */
+static void
+sess_error(struct session *s, int code, const char *ecode, const char *text)
+{
+	sess_reply_text(s, code, ecode, text);
+	if (++s->nerrors >= CF->max_errors) {
+		sess_reply(s, 421, "4.7.0", "%s Error: too many errors",
+		    CF->hostname);
+		s->flags |= SF_QUIT;
+		s->close_reason = "errors";
+	}
+}
+
+/* ---- input processing ---- */
+
+/* Command mode: no complete line is buffered. */
+static void
+partial_line(struct session *s)
+{
+	size_t len = iobuf_len(&s->in);
+	char *d = iobuf_data(&s->in);
+
+	if (len == 0)
+		return;
+	if (s->flags & SF_DISCARD_LINE) {
+		/* keep a trailing CR: its LF may be in the next read */
+		int keep = d[len - 1] == '\r';
+
+		iobuf_consume(&s->in, len - (size_t)keep);
+		return;
+	}
+	if (s->cmd_start == 0)
+		s->cmd_start = ev_now(srv.loop);
+	if (len >= (size_t)CF->line_max) {
+		/* Refuse before the newline arrives, and skip the rest of
+		 * the line so its tail is never run as a command. */
+		int keep = d[len - 1] == '\r';
+
+		iobuf_consume(&s->in, len - (size_t)keep);
+		s->flags |= SF_DISCARD_LINE;
+		s->cmd_start = 0;
+		sess_error(s, 500, "5.5.6", "Line too long");
+	}
+}
+
+/* BDAT chunk bytes: stored, or drained after a refusal. */
+static int
+bdat_bytes(struct session *s)
+{
+	size_t n = iobuf_len(&s->in);
+
+	if ((uint64_t)n > s->bdat_left)
+		n = (size_t)s->bdat_left;
+	if (n > 0) {
+		if (!(s->flags & SF_DRAIN))
+			msg_data(s, iobuf_data(&s->in), n);
+		iobuf_consume(&s->in, n);
+		s->bdat_left -= n;
+	}
+	if (s->bdat_left > 0)
+		return 0;
+	if (s->flags & SF_DRAIN) {
+		s->flags &= ~SF_DRAIN;
+		sess_error(s, s->bad_code, s->bad_ecode, s->bad_text);
+	} else if (s->bdat_last) {
+		msg_finish(s);
+	} else if (s->flags & SF_MSG_BAD) {
+		/* refuse at the chunk that broke the limit; the rest of
+		 * the transaction's chunks get 503 */
+		msg_refuse(s, s->bad_code, s->bad_ecode, s->bad_text,
+		    s->bad_reason);
+	} else {
+		sess_reply(s, 250, "2.0.0", "%llu octets received",
+		    (unsigned long long)s->msg_octets);
+	}
+	return 1;
+}
+
+/* DATA body bytes through the scanner. */
+static int
+data_bytes(struct session *s)
+{
+	char buf[8192];
+	size_t used = 0, len = iobuf_len(&s->in);
+	const char *d = iobuf_data(&s->in);
+
+	while (used < len && !s->ds.done) {
+		size_t n = len - used, outn;
+
+		if (n > sizeof(buf))
+			n = sizeof(buf);
+		used += dscan_feed(&s->ds, d + used, n, buf, &outn);
+		msg_data(s, buf, outn);
+	}
+	iobuf_consume(&s->in, used);
+	if (!s->ds.done)
+		return 0;
+	msg_finish(s);
+	return 1;
+}
+
+/*
+ * Run buffered input one command at a time while no reply is held back
+ * and output is not backed up, then flush and re-arm.
+ */
+static void
+sess_process(struct session *s)
+{
+	while (s->state != SS_CLOSING && !(s->flags & SF_QUIT) &&
+	    iobuf_len(&s->out) < CF->out_max / 2) {
+		char *line;
+		size_t len;
+
+		if (s->bdat_left > 0) {
+			if (!bdat_bytes(s))
+				break;
+			continue;
+		}
+		if (s->state == SS_DATA) {
+			if (!data_bytes(s))
+				break;
+			continue;
+		}
+		if ((line = iobuf_getline(&s->in, &len)) == NULL) {
+			partial_line(s);
+			break;
+		}
+		s->cmd_start = 0;
+		if (s->flags & SF_DISCARD_LINE) {
+			s->flags &= ~SF_DISCARD_LINE;
+			continue;
+		}
+		if (len + 2 > (size_t)CF->line_max) {
+			sess_error(s, 500, "5.5.6", "Line too long");
+			continue;
+		}
+		sess_dispatch(s, line, len);
+	}
+	if (s->state == SS_CLOSING)
+		return;
+	if (iobuf_len(&s->in) == 0)
+		iobuf_free(&s->in);
+	if ((s->flags & SF_READ_EOF) && !(s->flags & SF_QUIT)) {
+		/* everything the client sent before its FIN is answered */
+		s->flags |= SF_QUIT;
+		s->close_reason = in_message(s) ? "eof_in_data" : "eof";
+	}
+	if (sess_flush(s) == 0)
+		sess_rearm(s);
+}
+
+/* ---- transaction ---- */
+
+static void
+tx_reset(struct session *s)
+{
+	int i;
+
+	free(s->from);
+	s->from = NULL;
+	for (i = 0; i < s->nrcpt; i++)
+		free(s->rcpt[i]);
+	free(s->rcpt);
+	s->rcpt = NULL;
+	s->nrcpt = 0;
+	free(s->envid);
+	s->envid = NULL;
+	s->decl_size = 0;
+	s->body8 = s->utf8 = 0;
+	s->bdat_left = 0;
+	s->bdat_last = 0;
+	s->msg_octets = 0;
+	s->msgid[0] = '\0';
+	s->flags &= ~(SF_MSG_BAD | SF_DRAIN);
+	if (capture_active(&s->cap))
+		capture_abort(&s->cap);
+}
+
+static unsigned
+sess_exts(void)
+{
+	unsigned e = CMD_EXT_SIZE;
+
+	if (CF->eightbitmime)
+		e |= CMD_EXT_8BITMIME;
+	if (CF->smtputf8)
+		e |= CMD_EXT_SMTPUTF8;
+	if (CF->dsn)
+		e |= CMD_EXT_DSN;
+	if (CF->chunking)
+		e |= CMD_EXT_CHUNKING;
+	return e;
+}
+
+/* Write the envelope headers, then the message follows as received. */
+static void
+capture_headers(struct session *s)
+{
+	char date[64], buf[1024];
+	time_t now = time(NULL);
+	struct tm tm;
+	int i, n;
+
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	n = snprintf(buf, sizeof(buf),
+	    "Return-Path: <%s>\r\n"
+	    "X-Smtpfault-Session: %08x\r\n"
+	    "X-Smtpfault-Client: %s\r\n"
+	    "X-Smtpfault-Helo: %s\r\n"
+	    "X-Smtpfault-Mail-From: <%s>\r\n",
+	    s->from, s->id, s->addr, s->helo ? s->helo : "", s->from);
+	capture_write(&s->cap, buf, (size_t)n < sizeof(buf) ? (size_t)n :
+	    sizeof(buf) - 1);
+	for (i = 0; i < s->nrcpt; i++) {
+		n = snprintf(buf, sizeof(buf), "X-Smtpfault-Rcpt-To: <%s>\r\n",
+		    s->rcpt[i]);
+		capture_write(&s->cap, buf, (size_t)n < sizeof(buf) ?
+		    (size_t)n : sizeof(buf) - 1);
+	}
+	n = snprintf(buf, sizeof(buf),
+	    "Received: from %s (%s [%s])\r\n\tby %s (smtpfault) with %s "
+	    "id %08X%04X;\r\n\t%s\r\n",
+	    s->helo ? s->helo : "unknown", s->addr, s->addr, CF->hostname,
+	    (s->flags & SF_EHLO) ? (s->utf8 ? "UTF8SMTP" : "ESMTP") : "SMTP",
+	    s->id, (unsigned)s->nmsgs + 1, date);
+	capture_write(&s->cap, buf, (size_t)n < sizeof(buf) ? (size_t)n :
+	    sizeof(buf) - 1);
+}
+
+static void
+msg_begin(struct session *s)
+{
+	s->msg_octets = 0;
+	s->msgid[0] = '\0';
+	s->in_headers = 1;
+	s->msgid_next = 0;
+	s->hdrlen = 0;
+	s->data_start = ev_now(srv.loop);
+	s->data_rx = 0;
+	s->cap_err = 0;
+	s->flags &= ~SF_MSG_BAD;
+	if (CF->capture_dir != NULL && CF->capture_dir[0] != '\0') {
+		if (capture_begin(&s->cap, CF->capture_dir, CF->hostname) ==
+		    -1) {
+			s->cap_err = errno;
+			log_warn("%08x capture: cannot create message in %s",
+			    s->id, CF->capture_dir);
+		} else {
+			capture_headers(s);
+		}
+	}
+}
+
+static void
+msgid_take(struct session *s, const char *v)
+{
+	size_t n;
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	n = strlen(v);
+	while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	if (n == 0) {
+		s->msgid_next = 1;	/* value folded onto the next line */
+		return;
+	}
+	if (n >= sizeof(s->msgid))
+		n = sizeof(s->msgid) - 1;
+	memcpy(s->msgid, v, n);
+	s->msgid[n] = '\0';
+}
+
+/* One complete header line (without CRLF, maybe cut) of the message. */
+static void
+header_line(struct session *s)
+{
+	s->hdrline[s->hdrlen] = '\0';
+	if (s->hdrlen == 0) {
+		s->in_headers = 0;
+		return;
+	}
+	if (s->msgid_next) {
+		s->msgid_next = 0;
+		if (s->hdrline[0] == ' ' || s->hdrline[0] == '\t')
+			msgid_take(s, s->hdrline);
+	}
+	if (s->msgid[0] == '\0' && strncasecmp(s->hdrline, "Message-ID:",
+	    11) == 0)
+		msgid_take(s, s->hdrline + 11);
+}
+
+/* Watch the header block go by for the Message-ID. */
+static void
+header_scan(struct session *s, const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && s->in_headers; i++) {
+		if (p[i] == '\n') {
+			if (s->hdrlen > 0 && s->hdrline[s->hdrlen - 1] == '\r')
+				s->hdrlen--;
+			header_line(s);
+			s->hdrlen = 0;
+		} else if (s->hdrlen < sizeof(s->hdrline) - 1) {
+			s->hdrline[s->hdrlen++] = p[i];
+		}
+	}
+}
+
+static void
+msg_data(struct session *s, const char *p, size_t n)
+{
+	if (n == 0)
+		return;
+	s->msg_octets += n;
+	if (s->flags & SF_MSG_BAD)
+		return;
+	if (s->msg_octets > CF->max_msg_size) {
+		s->flags |= SF_MSG_BAD;
+		s->bad_code = 552;
+		s->bad_ecode = "5.3.4";
+		s->bad_text = "Message size exceeds fixed maximum message size";
+		s->bad_reason = "size";
+		if (capture_active(&s->cap))
+			capture_abort(&s->cap);
+		return;
+	}
+	if (s->in_headers)
+		header_scan(s, p, n);
+	if (capture_active(&s->cap))
+		capture_write(&s->cap, p, n);
+}
+
+/* End the transaction after a refused message (size, lines, storage). */
+static void
+msg_refuse(struct session *s, int code, const char *ecode, const char *text,
+    const char *reason)
+{
+	evt_sess(s, "message_refused");
+	evt_str("reason", reason);
+	evt_int("code", code);
+	evt_uint("size", s->msg_octets);
+	evt_end();
+	tx_reset(s);
+	sess_set_state(s, SS_READY);
+	sess_reply_text(s, code, ecode, text);
+}
+
+static void
+evt_message(struct session *s, const char *qid, const char *path)
+{
+	char *arr, *p;
+	size_t cap = 3, i;
+
+	evt_sess(s, "message");
+	evt_strn("from", s->from, strlen(s->from));
+	for (i = 0; i < (size_t)s->nrcpt; i++)
+		cap += strlen(s->rcpt[i]) * 6 + 3;
+	if ((arr = malloc(cap)) != NULL) {
+		p = arr;
+		*p++ = '[';
+		for (i = 0; i < (size_t)s->nrcpt; i++) {
+			if (i > 0)
+				*p++ = ',';
+			p += evt_json_quote(p, cap - (size_t)(p - arr),
+			    s->rcpt[i], strlen(s->rcpt[i]));
+		}
+		*p++ = ']';
+		*p = '\0';
+		evt_raw("rcpt", arr);
+		free(arr);
+	}
+	evt_uint("size", s->msg_octets);
+	if (s->msgid[0] != '\0')
+		evt_strn("message_id", s->msgid, strlen(s->msgid));
+	else
+		evt_raw("message_id", "null");
+	evt_str("file", path);
+	evt_str("id", qid);
+	evt_str("body", s->state == SS_BDAT ? "BDAT" : "DATA");
+	evt_end();
+}
+
+/* The final dot or BDAT LAST: store, then answer. */
+static void
+msg_finish(struct session *s)
+{
+	char qid[32], *path = NULL;
+
+	if (s->flags & SF_MSG_BAD) {
+		msg_refuse(s, s->bad_code, s->bad_ecode, s->bad_text,
+		    s->bad_reason);
+		goto done;
+	}
+	if (s->state == SS_DATA && s->ds.long_line) {
+		char t[96];
+
+		snprintf(t, sizeof(t), "Message has lines longer than %ld "
+		    "octets", CF->text_line_max);
+		msg_refuse(s, 550, "5.6.0", t, "line_length");
+		goto done;
+	}
+	if (s->cap_err != 0 || (capture_active(&s->cap) &&
+	    capture_commit(&s->cap, CF->capture_dir, CF->capture_fsync,
+	    &path) == -1)) {
+		int e = s->cap_err ? s->cap_err : errno;
+
+		log_warnx("%08x capture: message not stored: %s", s->id,
+		    strerror(e));
+		if (e == ENOSPC || e == EDQUOT)
+			msg_refuse(s, 452, "4.3.1", "Insufficient system "
+			    "storage", "capture");
+		else
+			msg_refuse(s, 451, "4.3.0", "Error: could not store "
+			    "message", "capture");
+		goto done;
+	}
+	snprintf(qid, sizeof(qid), "%08X%04X", s->id, (unsigned)s->nmsgs + 1);
+	s->nmsgs++;
+	srv.n_msgs++;
+	srv.n_bytes += s->msg_octets;
+	evt_message(s, qid, path);
+	free(path);
+	tx_reset(s);
+	sess_set_state(s, SS_READY);
+	sess_reply(s, 250, "2.0.0", "Ok: queued as %s", qid);
+	if (CF->max_msgs > 0 && s->nmsgs >= CF->max_msgs) {
+		sess_reply(s, 421, "4.7.0", "%s Error: too many messages in "
+		    "one session", CF->hostname);
+		s->flags |= SF_QUIT;
+		s->close_reason = "max_msgs";
+	}
+done:
+	if ((s->flags & SF_SHUTDOWN) && !(s->flags & SF_QUIT)) {
+		sess_reply(s, 421, "4.3.2", "%s Service shutting down, closing "
+		    "transmission channel", CF->hostname);
+		s->flags |= SF_QUIT;
+		s->close_reason = "shutdown";
+	}
+}
+
+/* ---- commands ---- */
+
+static void
+cmd_ehlo(struct session *s, char *arg, int ehlo)
+{
+	struct cmd_err e;
+	char *name;
+
+	if (cmd_parse_helo(arg, &name, &e) == -1) {
+		sess_error(s, e.code, e.ecode, ehlo ? e.text :
+		    "Syntax: HELO hostname");
+		return;
+	}
+	tx_reset(s);
+	free(s->helo);
+	s->helo = strdup(name);
+	if (ehlo)
+		s->flags |= SF_EHLO;
+	else
+		s->flags &= ~SF_EHLO;
+	sess_set_state(s, SS_READY);
+	if (!ehlo) {
+		sess_reply(s, 250, NULL, "%s", CF->hostname);
+		return;
+	}
+	sess_reply(s, 250, NULL, "%s greets %.64s\n%s%s%s"
+	    "SIZE %llu\n%s%s%s%s",
+	    CF->hostname, name,
+	    CF->pipelining ? "PIPELINING\n" : "",
+	    CF->enhancedstatuscodes ? "ENHANCEDSTATUSCODES\n" : "",
+	    CF->eightbitmime ? "8BITMIME\n" : "",
+	    (unsigned long long)CF->max_msg_size,
+	    CF->dsn ? "DSN\n" : "",
+	    CF->smtputf8 ? "SMTPUTF8\n" : "",
+	    CF->chunking ? "CHUNKING\n" : "",
+	    "HELP");
+}
+
+static void
+cmd_mail(struct session *s, char *arg)
+{
+	struct cmd_path p;
+	struct cmd_err e;
+
+	if (cmd_parse_mail(arg, sess_exts(), &p, &e) == -1) {
+		sess_error(s, e.code, e.ecode, e.text);
+		return;
+	}
+	if (p.utf8 && !p.smtputf8) {
+		sess_error(s, 553, "5.6.7", "Non-ASCII address requires "
+		    "SMTPUTF8");
+		return;
+	}
+	if (p.has_size && p.size > CF->max_msg_size) {
+		sess_reply(s, 552, "5.3.4", "Message size exceeds fixed "
+		    "maximum message size");
+		return;
+	}
+	if ((s->from = strdup(p.addr)) == NULL ||
+	    (p.envid && (s->envid = strdup(p.envid)) == NULL)) {
+		tx_reset(s);
+		sess_reply(s, 451, "4.3.0", "Error: out of memory");
+		return;
+	}
+	s->decl_size = p.size;
+	s->body8 = p.body == CMD_BODY_8BITMIME;
+	s->utf8 = p.smtputf8;
+	sess_set_state(s, SS_MAIL);
+	sess_reply(s, 250, "2.1.0", "Sender <%.256s> OK", p.addr);
+}
+
+static void
+cmd_rcpt(struct session *s, char *arg)
+{
+	struct cmd_path p;
+	struct cmd_err e;
+	char **r;
+
+	if (cmd_parse_rcpt(arg, sess_exts(), &p, &e) == -1) {
+		sess_error(s, e.code, e.ecode, e.text);
+		return;
+	}
+	if (p.utf8 && !s->utf8) {
+		sess_error(s, 553, "5.6.7", "Non-ASCII address requires "
+		    "SMTPUTF8");
+		return;
+	}
+	if (s->nrcpt >= CF->max_rcpts) {
+		sess_reply(s, 452, "4.5.3", "Too many recipients");
+		return;
+	}
+	r = realloc(s->rcpt, sizeof(*r) * (size_t)(s->nrcpt + 1));
+	if (r == NULL) {
+		sess_reply(s, 451, "4.3.0", "Error: out of memory");
+		return;
+	}
+	s->rcpt = r;
+	if ((s->rcpt[s->nrcpt] = strdup(p.addr)) == NULL) {
+		sess_reply(s, 451, "4.3.0", "Error: out of memory");
+		return;
+	}
+	s->nrcpt++;
+	sess_set_state(s, SS_RCPT);
+	sess_reply(s, 250, "2.1.5", "Recipient <%.256s> OK", p.addr);
+}
+
+static void
+cmd_data(struct session *s, char *arg)
+{
+	if (*arg != '\0') {
+		sess_error(s, 501, "5.5.4", "Syntax: DATA");
+		return;
+	}
+	dscan_init(&s->ds, (size_t)CF->text_line_max);
+	msg_begin(s);
+	sess_set_state(s, SS_DATA);
+	sess_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+cmd_bdat(struct session *s, char *arg)
+{
+	struct cmd_err e;
+	uint64_t size;
+	int last;
+
+	if (cmd_parse_bdat(arg, &size, &last, &e) == -1) {
+		/* the chunk length is unknown, so the stream cannot be
+		 * resynchronised: answer and close */
+		sess_reply_text(s, e.code, e.ecode, e.text);
+		s->flags |= SF_QUIT;
+		s->close_reason = "bdat_syntax";
+		return;
+	}
+	s->bdat_left = size;
+	s->bdat_last = last;
+	if (!CF->chunking || (s->state != SS_RCPT && s->state != SS_BDAT)) {
+		s->flags |= SF_DRAIN;
+		s->bad_code = CF->chunking ? 503 : 502;
+		s->bad_ecode = "5.5.1";
+		s->bad_text = CF->chunking ? "Error: need RCPT before BDAT" :
+		    "Error: command not implemented";
+	} else if (s->state == SS_RCPT) {
+		msg_begin(s);
+		sess_set_state(s, SS_BDAT);
+	}
+	if (size == 0)
+		bdat_bytes(s);		/* a zero-size chunk is complete now */
+}
+
+static void
+cmd_rset(struct session *s, char *arg)
+{
+	if (*arg != '\0') {
+		sess_error(s, 501, "5.5.4", "Syntax: RSET");
+		return;
+	}
+	tx_reset(s);
+	if (s->state != SS_INIT)
+		sess_set_state(s, SS_READY);
+	sess_reply(s, 250, "2.0.0", "Ok");
+}
+
+static void
+sess_dispatch(struct session *s, char *line, size_t len)
+{
+	const struct cmd_def *c;
+	char *arg;
+
+	if (memchr(line, '\0', len) != NULL || memchr(line, '\r', len) ||
+	    memchr(line, '\n', len)) {
+		evt_sess(s, "command");
+		evt_str("verb", "?");
+		evt_strn("arg", line, len);
+		evt_end();
+		sess_error(s, 500, "5.5.2", "Syntax error: bare CR, LF or NUL "
+		    "in command");
+		return;
+	}
+	c = cmd_lookup(line, &arg);
+	if (evt_enabled()) {
+		evt_sess(s, "command");
+		evt_str("verb", c->name);
+		evt_strn("arg", c->id == CMD_UNKNOWN ? line : arg,
+		    strlen(c->id == CMD_UNKNOWN ? line : arg));
+		evt_end();
+	}
+	if (!(c->states & SS_BIT(s->state))) {
+		const char *why = "Error: bad sequence of commands";
+
+		if (s->state == SS_INIT)
+			why = "Error: send HELO/EHLO first";
+		else if (c->id == CMD_MAIL)
+			why = "Error: nested MAIL command";
+		else if (c->id == CMD_RCPT)
+			why = "Error: need MAIL command";
+		else if (c->id == CMD_DATA)
+			why = s->state == SS_BDAT ?
+			    "Error: DATA inside a BDAT transaction" :
+			    "Error: need RCPT command";
+		sess_error(s, 503, "5.5.1", why);
+		return;
+	}
+	switch (c->id) {
+	case CMD_HELO:
+		cmd_ehlo(s, arg, 0);
+		break;
+	case CMD_EHLO:
+		cmd_ehlo(s, arg, 1);
+		break;
+	case CMD_MAIL:
+		cmd_mail(s, arg);
+		break;
+	case CMD_RCPT:
+		cmd_rcpt(s, arg);
+		break;
+	case CMD_DATA:
+		cmd_data(s, arg);
+		break;
+	case CMD_BDAT:
+		cmd_bdat(s, arg);
+		break;
+	case CMD_RSET:
+		cmd_rset(s, arg);
+		break;
+	case CMD_NOOP:
+		sess_reply(s, 250, "2.0.0", "Ok");
+		break;
+	case CMD_QUIT:
+		sess_reply(s, 221, "2.0.0", "Bye");
+		s->flags |= SF_QUIT;
+		s->close_reason = "quit";
+		break;
+	case CMD_VRFY:
+		if (*arg == '\0')
+			sess_error(s, 501, "5.5.4", "Syntax: VRFY address");
+		else
+			sess_reply(s, 252, "2.5.0", "Cannot VRFY user, but "
+			    "will accept message and attempt delivery");
+		break;
+	case CMD_HELP:
+		sess_reply(s, 214, "2.0.0", "smtpfault: HELO EHLO MAIL RCPT "
+		    "DATA BDAT RSET NOOP VRFY HELP QUIT");
+		break;
+	case CMD_EXPN:
+	case CMD_STARTTLS:
+	case CMD_AUTH:
+	case CMD_NOTIMPL:
+		sess_error(s, 502, "5.5.1", "Error: command not implemented");
+		break;
+	case CMD_UNKNOWN:
+	default:
+		sess_error(s, 500, "5.5.2", "Error: command not recognized");
+		break;
+	}
+}

@@ -1,0 +1,90 @@
+/*
+ * session.h - per-connection SMTP state machine
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef SESSION_H
+#define SESSION_H
+
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "capture.h"
+#include "cmd.h"
+#include "dscan.h"
+#include "iobuf.h"
+
+struct listener;
+
+/* Session flags */
+#define SF_QUIT		0x0001	/* close once output is flushed */
+#define SF_DISCARD_LINE	0x0002	/* skipping the tail of an overlong line */
+#define SF_EHLO		0x0004	/* client said EHLO (not HELO) */
+#define SF_DRAIN	0x0008	/* BDAT chunk being read and discarded */
+#define SF_MSG_BAD	0x0010	/* current message refused; keep reading */
+#define SF_READ_EOF	0x0020	/* peer closed its side */
+#define SF_SHUTDOWN	0x0040	/* server stopping: 421 after this reply */
+#define SF_REAPED	0x0080
+
+struct session {
+	TAILQ_ENTRY(session)	 entry;
+	ev_io			 rd, wr;
+	ev_timer		 timer;		/* every deadline, checked lazily */
+	struct listener		*lst;
+	int			 fd;
+	uint32_t		 id;
+	enum sess_state		 state;
+	unsigned		 flags;
+	struct sockaddr_storage	 sa;
+	char			 addr[64];	/* client address, text */
+	uint16_t		 port;
+	struct iobuf		 in, out;
+	double			 started;
+	double			 last_rx;	/* last byte read */
+	double			 last_tx;	/* last write progress */
+	double			 cmd_start;	/* first byte of a partial command */
+	double			 data_start;	/* DATA/BDAT transfer began */
+	uint64_t		 data_rx;	/* bytes read since data_start */
+	const char		*close_reason;	/* for SF_QUIT closes */
+	int			 bad_code;	/* reply for a refused message */
+	const char		*bad_ecode, *bad_text, *bad_reason;
+	char			*helo;
+	/* transaction */
+	char			*from;
+	char			**rcpt;
+	int			 nrcpt;
+	int			 nrcpt_bad;
+	uint64_t		 decl_size;	/* MAIL SIZE= */
+	char			*envid;
+	int			 body8, utf8;
+	uint64_t		 bdat_left;	/* bytes of chunk still to read */
+	int			 bdat_last;
+	uint64_t		 msg_octets;
+	char			 msgid[128];
+	int			 in_headers;	/* still in the header block */
+	int			 msgid_next;	/* Message-ID folded to next line */
+	char			 hdrline[160];	/* start of current header line */
+	size_t			 hdrlen;
+	struct dscan		 ds;
+	struct capture_tx	 cap;
+	int			 cap_err;	/* errno of a failed capture */
+	/* counters */
+	int			 nerrors;
+	int			 nmsgs;
+	uint64_t		 rx, tx;
+};
+
+/* Take over an accepted socket; sends the banner.  NULL on ENOMEM. */
+struct session *sess_new(struct listener *l, int fd,
+    const struct sockaddr_storage *sa, socklen_t salen);
+/* Stop watchers, mark closing, queue for the reaper.  Idempotent. */
+void	 sess_close(struct session *s, const char *reason);
+/* Free a closed session (reaper only). */
+void	 sess_free(struct session *s);
+/* Server stopping: 421 now when idle, after the current message if not. */
+void	 sess_shutdown(struct session *s);
+
+#endif

@@ -1,0 +1,115 @@
+/*
+ * unit.c - helpers shared by the unit tests (see unit.h)
+ *
+ * DESCRIPTION  Formatted assertions, a byte dumper for failure messages
+ *              and fixture path lookup.  Uses nothing from responder/,
+ *              so a broken module cannot hide its own failures.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "unit.h"
+
+static const char *argv0;
+
+void
+t_checkf(int ok, unsigned line, const char *file, const char *func,
+    const char *fmt, ...)
+{
+	char	 msg[1024];
+	va_list	 ap;
+
+	if (ok) {
+		CU_assertImplementation(CU_TRUE, line, fmt, file, func,
+		    CU_FALSE);
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	/* CUnit copies the condition text into its failure record. */
+	CU_assertImplementation(CU_FALSE, line, msg, file, func, CU_FALSE);
+}
+
+const char *
+t_show(const char *p, size_t n)
+{
+	static char	 ring[8][320];
+	static int	 next;
+	char		*o = ring[next++ % 8];
+	size_t		 i, j = 0;
+
+	if (p == NULL)
+		return "(null)";
+	o[j++] = '"';
+	for (i = 0; i < n && j < sizeof(ring[0]) - 8; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		switch (c) {
+		case '\r': o[j++] = '\\'; o[j++] = 'r'; break;
+		case '\n': o[j++] = '\\'; o[j++] = 'n'; break;
+		case '"': o[j++] = '\\'; o[j++] = '"'; break;
+		case '\\': o[j++] = '\\'; o[j++] = '\\'; break;
+		default:
+			if (c >= 0x20 && c < 0x7f)
+				o[j++] = (char)c;
+			else
+				j += (size_t)snprintf(o + j, 5, "\\x%02x", c);
+		}
+	}
+	if (i < n) {
+		memcpy(o + j, "...", 3);
+		j += 3;
+	}
+	o[j++] = '"';
+	o[j] = '\0';
+	return o;
+}
+
+const char *
+t_shows(const char *s)
+{
+	return s == NULL ? "(null)" : t_show(s, strlen(s));
+}
+
+void
+t_set_argv0(const char *a)
+{
+	argv0 = a;
+}
+
+static int
+is_dir(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *
+t_data_path(const char *name)
+{
+	static char	 path[4096];
+	static char	 dir[4096];
+	const char	*env, *slash;
+
+	if (dir[0] == '\0') {
+		if ((env = getenv("UNIT_DATA_DIR")) != NULL && *env != '\0')
+			snprintf(dir, sizeof(dir), "%s", env);
+		else if (is_dir("tests/unit/data"))
+			snprintf(dir, sizeof(dir), "tests/unit/data");
+		else if (argv0 != NULL && (slash = strrchr(argv0, '/')) != NULL)
+			/* build/unit-tests -> build/../tests/unit/data */
+			snprintf(dir, sizeof(dir), "%.*s/../tests/unit/data",
+			    (int)(slash - argv0), argv0);
+		else
+			snprintf(dir, sizeof(dir), "data");
+	}
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return path;
+}

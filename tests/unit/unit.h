@@ -1,0 +1,50 @@
+/*
+ * unit.h - shared helpers for the CUnit unit tests
+ *
+ * DESCRIPTION  T_CHECK()/T_CHECKF() record a CUnit assertion whose failure
+ *              line carries the table case name (and, for T_CHECKF, what
+ *              was expected and what came back) instead of the stringified
+ *              C expression.  Each test_<module>.c exports one
+ *              CU_TestInfo <module>_tests[], declared here for main.c.
+ * OWNERSHIP    t_show() returns a pointer into a small ring of static
+ *              buffers: valid for the next few t_show() calls only.
+ *              t_data_path() returns a static buffer, valid until the
+ *              next call.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef UNIT_H
+#define UNIT_H
+
+#include <stddef.h>
+
+#include <CUnit/CUnit.h>
+
+/* One assertion; the case name is what CUnit prints on failure. */
+#define T_CHECK(ok, name)                                               \
+	CU_assertImplementation((ok) ? CU_TRUE : CU_FALSE, __LINE__,    \
+	    (name), __FILE__, __func__, CU_FALSE)
+
+/* Same, with a printf-style message built only when the check fails. */
+#define T_CHECKF(ok, ...)                                               \
+	t_checkf((ok) ? 1 : 0, __LINE__, __FILE__, __func__, __VA_ARGS__)
+
+void	 t_checkf(int ok, unsigned line, const char *file, const char *func,
+    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Printable copy of n bytes (C escapes) for failure messages; NULL ok. */
+const char *t_show(const char *p, size_t n);
+const char *t_shows(const char *s);
+
+/* Remember argv[0] so fixtures are found from any working directory. */
+void	 t_set_argv0(const char *argv0);
+/* Path of a fixture file in tests/unit/data/. */
+const char *t_data_path(const char *name);
+
+extern CU_TestInfo util_tests[];
+extern CU_TestInfo iobuf_tests[];
+extern CU_TestInfo dscan_tests[];
+extern CU_TestInfo cmd_tests[];
+extern CU_TestInfo conf_tests[];
+
+#endif
