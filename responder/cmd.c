@@ -201,11 +201,13 @@ parse_size_param(const char *v, uint64_t *out)
 	if (v == NULL || *v == '\0' || strlen(v) > 20)
 		return -1;
 	for (; *v; v++) {
+		uint64_t d = (uint64_t)(*v - '0');
+
 		if (!isdigit((unsigned char)*v))
 			return -1;
-		if (x > (UINT64_MAX - 9) / 10)
+		if (x > (UINT64_MAX - d) / 10)
 			return -1;
-		x = x * 10 + (uint64_t)(*v - '0');
+		x = x * 10 + d;
 	}
 	*out = x;
 	return 0;
@@ -404,9 +406,11 @@ cmd_parse_bdat(const char *arg, uint64_t *size, int *last,
 	if (!isdigit((unsigned char)*p))
 		return fail(e, 501, "5.5.4", "Syntax: BDAT size [LAST]");
 	for (; isdigit((unsigned char)*p); p++) {
-		if (x > (UINT64_MAX - 9) / 10)
+		uint64_t d = (uint64_t)(*p - '0');
+
+		if (x > (UINT64_MAX - d) / 10)
 			return fail(e, 501, "5.5.4", "Chunk size too large");
-		x = x * 10 + (uint64_t)(*p - '0');
+		x = x * 10 + d;
 	}
 	*last = 0;
 	if (*p == ' ') {

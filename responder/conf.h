@@ -8,8 +8,9 @@
  *              server never starts half-configured.
  * OWNERSHIP    struct conf owns its strings; conf_free() releases them.
  *              A reload builds a new struct conf and swaps it in whole.
- * ERRORS       Messages read "FILE:LINE: [section] key: reason" and are
- *              appended to struct conf_errs.
+ * ERRORS       Messages read "FILE:LINE: [section] key = \"value\": reason"
+ *              (or "... [section] key: unknown key") and are appended to
+ *              struct conf_errs.
  *
  * SPDX-License-Identifier: MIT
  */

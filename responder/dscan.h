@@ -32,7 +32,8 @@ void dscan_init(struct dscan *d, size_t line_max);
 
 /*
  * Scan n input bytes.  Unstuffed message bytes are written to out, which
- * must hold at least n bytes; *outlen gets their count.  Returns the
+ * must hold at least n + 1 bytes (a CR held back after a line's leading
+ * dot may be released by this call); *outlen gets their count.  Returns the
  * number of input bytes consumed: all n, or fewer when the terminator
  * ends inside the input (d->done is then set and the return value counts
  * the terminator's last byte).

@@ -168,6 +168,8 @@ iobuf_getline(struct iobuf *b, size_t *len)
 {
 	char *start, *p, *end;
 
+	if (b->len == 0 && b->buf != NULL)
+		iobuf_free(b);	/* drained by the previous call */
 	if (b->len < 2)
 		return NULL;
 	start = b->buf + b->off;
@@ -179,8 +181,8 @@ iobuf_getline(struct iobuf *b, size_t *len)
 			*len = (size_t)(p - start);
 			b->off += *len + 2;
 			b->len -= *len + 2;
-			/* Storage stays allocated until the caller is done
-			 * with the line; iobuf_consume(b, 0) releases it. */
+			/* Storage stays allocated while the caller uses the
+			 * line; the next iobuf_* call releases it if drained. */
 			return start;
 		}
 		if (++p >= end - 1)

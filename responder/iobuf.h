@@ -51,7 +51,8 @@ void	 iobuf_commit(struct iobuf *b, size_t n);
  * Next line ended by CRLF (a bare CR or LF never ends a line).  Returns a
  * NUL-terminated pointer to the line without its CRLF and consumes it, or
  * NULL when no complete line is buffered.  *len gets the length without
- * CRLF.  Embedded NUL bytes are kept; use *len, not strlen().
+ * CRLF.  A buffer drained by this call keeps its storage until the next
+ * iobuf_* call, so the line stays valid until then.  Embedded NUL bytes are kept; use *len, not strlen().
  */
 char	*iobuf_getline(struct iobuf *b, size_t *len);
 

@@ -527,8 +527,8 @@ data_bytes(struct session *s)
 	while (used < len && !s->ds.done) {
 		size_t n = len - used, outn;
 
-		if (n > sizeof(buf))
-			n = sizeof(buf);
+		if (n > sizeof(buf) - 1)
+			n = sizeof(buf) - 1;	/* dscan may emit n + 1 */
 		used += dscan_feed(&s->ds, d + used, n, buf, &outn);
 		msg_data(s, buf, outn);
 	}

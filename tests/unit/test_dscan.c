@@ -4,7 +4,7 @@
  * DESCRIPTION  Each table case is fed whole, byte by byte, in every 2-way
  *              and every 3-way split; all must give the same result,
  *              which must equal the expected one.  Out buffers are exactly
- *              n bytes plus a canary (dscan.h: "out must hold at least n
+ *              n + 1 bytes plus a canary (dscan.h: "out must hold at least n + 1
  *              bytes").  A final test compares the scanner with a simple
  *              whole-input reference model on every string over
  *              { '.', CR, LF, 'a' } up to 8 bytes, followed by CRLF.CRLF.
@@ -57,7 +57,7 @@ feed(const char *in, size_t n, size_t line_max, const size_t *cuts,
 		len = end - start;
 		/* exact-size copies so ASan sees any over-read/-write */
 		ib = malloc(len);
-		ob = malloc(len + NCANARY);
+		ob = malloc(len + 1 + NCANARY);
 		if (ib == NULL || ob == NULL) {
 			free(ib);
 			free(ob);
@@ -66,21 +66,22 @@ feed(const char *in, size_t n, size_t line_max, const size_t *cuts,
 			return;
 		}
 		memcpy(ib, in + start, len);
-		memset(ob, CANARY, len + NCANARY);
+		memset(ob, CANARY, len + 1 + NCANARY);
 		olen = (size_t)-1;
 		ret = dscan_feed(&d, ib, len, ob, &olen);
-		for (c = len; c < len + NCANARY; c++)
+		/* dscan.h: out holds n + 1 (a held-back CR may come out) */
+		for (c = len + 1; c < len + 1 + NCANARY; c++)
 			if ((unsigned char)ob[c] != CANARY && !r->broken) {
 				r->broken = 1;
 				snprintf(r->why, sizeof(r->why),
-				    "wrote past out[%zu] in piece at %zu", len,
-				    start);
+				    "wrote past out[%zu] in piece at %zu",
+				    len + 1, start);
 			}
-		if (olen > len && !r->broken) {
+		if (olen > len + 1 && !r->broken) {
 			r->broken = 1;
 			snprintf(r->why, sizeof(r->why),
-			    "outlen %zu > n %zu in piece at %zu", olen, len,
-			    start);
+			    "outlen %zu > n + 1 (%zu) in piece at %zu", olen,
+			    len + 1, start);
 		}
 		if (ret > len || (!d.done && ret != len)) {
 			if (!r->broken) {
@@ -92,7 +93,10 @@ feed(const char *in, size_t n, size_t line_max, const size_t *cuts,
 			if (ret > len)
 				ret = len;
 		}
-		if (olen <= len && r->outlen + olen <= sizeof(r->out)) {
+		/* keep what was written even past n, so the content is
+		 * still compared after an overflow is recorded */
+		if (olen <= len + NCANARY &&
+		    r->outlen + olen <= sizeof(r->out)) {
 			memcpy(r->out + r->outlen, ob, olen);
 			r->outlen += olen;
 		}
@@ -195,9 +199,7 @@ static const struct dcase {
 static int
 check(const struct dcase *c, const struct dres *r, char *why, size_t wl)
 {
-	if (r->broken)
-		snprintf(why, wl, "%s", r->why);
-	else if (r->outlen != c->outlen ||
+	if (r->outlen != c->outlen ||
 	    memcmp(r->out, c->out, c->outlen) != 0)
 		snprintf(why, wl, "out %s, want %s", t_show(r->out, r->outlen),
 		    t_show(c->out, c->outlen));
@@ -217,6 +219,8 @@ check(const struct dcase *c, const struct dres *r, char *why, size_t wl)
 		    c->long_line);
 	else if (r->bare != c->bare)
 		snprintf(why, wl, "bare_cr_lf %d, want %d", r->bare, c->bare);
+	else if (r->broken)
+		snprintf(why, wl, "%s", r->why);
 	else
 		return 0;
 	return -1;
@@ -414,7 +418,7 @@ same(const struct dres *a, const struct dres *ref)
 	size_t la = a->longest < 3 ? 3 : a->longest;
 	size_t lr = ref->longest < 3 ? 3 : ref->longest;
 
-	return !a->broken && a->outlen == ref->outlen &&
+	return a->outlen == ref->outlen &&
 	    memcmp(a->out, ref->out, ref->outlen) == 0 &&
 	    a->done == ref->done && a->consumed == ref->consumed &&
 	    a->octets == ref->octets && la == lr &&
@@ -426,8 +430,8 @@ test_exhaustive(void)
 {
 	static const char alpha[4] = { '.', '\r', '\n', 'a' };
 	struct dres	*r = malloc(sizeof(*r)), *ref = malloc(sizeof(*ref));
-	char		 in[32], first[700] = "";
-	size_t		 len, n, k, cuts[32], bad = 0, total = 0;
+	char		 in[32], first[700] = "", firstov[300] = "";
+	size_t		 len, n, k, cuts[32], bad = 0, over = 0, total = 0;
 	unsigned long	 code, ncodes;
 
 	if (r == NULL || ref == NULL) {
@@ -448,6 +452,9 @@ test_exhaustive(void)
 				cuts[k - 1] = k;
 			/* whole, byte by byte, then every 2-way split */
 			for (k = 0; k <= n; k++) {
+				const char *mode = k == 0 ? "whole" :
+				    k == n ? "bytewise" : "split";
+
 				if (k == 0)
 					feed(in, n, 4, NULL, 0, r);
 				else if (k == n)
@@ -455,20 +462,23 @@ test_exhaustive(void)
 				else
 					feed(in, n, 4, &k, 1, r);
 				total++;
+				if (r->broken && over++ == 0)
+					snprintf(firstov, sizeof(firstov),
+					    "input %s (%s): %s", t_show(in, n),
+					    mode, r->why);
 				if (same(r, ref))
 					continue;
 				if (bad++ == 0)
 					snprintf(first, sizeof(first),
-					    "input %s (%s): out %s done %d "
-					    "consumed %zu bare %d long %d%s%s; "
+					    "input %s (%s%s%d): out %s done %d "
+					    "consumed %zu bare %d long %d; "
 					    "want out %s done %d consumed %zu "
 					    "bare %d long %d",
-					    t_show(in, n), k == 0 ? "whole" :
-					    k == n ? "bytewise" : "split",
-					    t_show(r->out, r->outlen), r->done,
-					    r->consumed, r->bare, r->long_line,
-					    r->broken ? " " : "", r->broken ?
-					    r->why : "", t_show(ref->out,
+					    t_show(in, n), mode,
+					    k > 0 && k < n ? " at " : " ",
+					    (int)k, t_show(r->out, r->outlen),
+					    r->done, r->consumed, r->bare,
+					    r->long_line, t_show(ref->out,
 					    ref->outlen), ref->done,
 					    ref->consumed, ref->bare,
 					    ref->long_line);
@@ -477,6 +487,8 @@ test_exhaustive(void)
 	}
 	T_CHECKF(bad == 0, "dscan vs reference: %zu of %zu feeds differ; "
 	    "first: %s", bad, total, first);
+	T_CHECKF(over == 0, "dscan contract (outlen <= n + 1, ret): %zu of %zu "
+	    "feeds broke it; first: %s", over, total, firstov);
 	free(r);
 	free(ref);
 }

@@ -99,6 +99,18 @@ test_printf(void)
 	    "printf exactly to max");
 	T_CHECK(iobuf_len(&b) == 32, "printf exactly to max: len");
 	iobuf_free(&b);
+
+	/* longer than any small stack buffer an implementation may use */
+	iobuf_init(&b, 4096);
+	T_CHECK(iobuf_printf(&b, "%0*d|", 2000, 7) == 0, "printf 2001 bytes");
+	T_CHECK(iobuf_len(&b) == 2001 && iobuf_data(&b)[0] == '0' &&
+	    iobuf_data(&b)[1999] == '7' && iobuf_data(&b)[2000] == '|',
+	    "printf 2001 bytes: content");
+	errno = 0;
+	rc = iobuf_printf(&b, "%0*d", 3000, 1);
+	T_CHECK(rc == -1 && errno == ENOBUFS && iobuf_len(&b) == 2001,
+	    "printf long past max: ENOBUFS, nothing kept");
+	iobuf_free(&b);
 }
 
 /* Lines: input bytes -> the lines getline must return, in order. */

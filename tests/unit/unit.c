@@ -110,6 +110,8 @@ t_data_path(const char *name)
 		else
 			snprintf(dir, sizeof(dir), "data");
 	}
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    (int)sizeof(path))
+		path[0] = '\0';	/* too long: fails as "no such file" */
 	return path;
 }
