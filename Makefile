@@ -26,12 +26,14 @@ INIPARSER_LIBS	?= -liniparser
 OPENSSL_LIBS	?= $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 CUNIT_LIBS	?= $(shell pkg-config --libs cunit 2>/dev/null || echo -lcunit)
 
-CPPFLAGS	+= -D_GNU_SOURCE -Iresponder -Ifaults $(INIPARSER_CFLAGS)
-LDLIBS		+= $(LIBEV_LIBS) $(INIPARSER_LIBS) -lm
+CPPFLAGS	+= -D_GNU_SOURCE -Iresponder -Ifaults $(INIPARSER_CFLAGS) \
+		   -DSCENARIO_DIR=\"$(SYSCONFDIR)/smtpfault/scenarios\"
+LDLIBS		+= $(LIBEV_LIBS) $(INIPARSER_LIBS) -llmdb -lm
 
 B		:= build
 # modules that do no I/O of their own: shared by the server and the tests
 CORE_SRC	:= responder/util.c responder/log.c responder/iobuf.c \
+		   faults/match.c faults/scenario.c faults/store.c faults/fault.c \
 		   responder/dscan.c responder/cmd.c responder/conf.c \
 		   responder/events.c responder/capture.c
 SERVER_SRC	:= responder/server.c responder/session.c responder/main.c

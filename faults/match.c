@@ -124,11 +124,17 @@ each_entry(const char *val, const char *basedir, entry_fn fn, void *arg,
 				return -1;
 		return 0;
 	}
-	if (val[1] == '/' || basedir == NULL || basedir[0] == '\0')
-		snprintf(path, sizeof(path), "%s", val + 1);
-	else
+	/* relative to the file that names it, else to the working dir */
+	fp = NULL;
+	if (val[1] != '/' && basedir != NULL && basedir[0] != '\0') {
 		snprintf(path, sizeof(path), "%s/%s", basedir, val + 1);
-	if ((fp = fopen(path, "r")) == NULL) {
+		fp = fopen(path, "r");
+	}
+	if (fp == NULL) {
+		snprintf(path, sizeof(path), "%s", val + 1);
+		fp = fopen(path, "r");
+	}
+	if (fp == NULL) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}

@@ -24,7 +24,12 @@
 #include <iniparser/iniparser.h>
 
 #include "conf.h"
+#include "scenario.h"
 #include "util.h"
+
+#ifndef SCENARIO_DIR
+#define SCENARIO_DIR "/usr/local/etc/smtpfault/scenarios"
+#endif
 
 enum ctype { CT_LONG, CT_SIZE, CT_DUR, CT_BOOL, CT_STR, CT_LISTEN };
 
@@ -101,10 +106,27 @@ static const struct ckey keys[] = {
 	    "event stream (JSON lines): - = standard output, empty = off" },
 	{ "events", "max_arg", CT_LONG, "256", 16, 65536, O(events_max_arg),
 	    "client text in events is cut to this many bytes" },
+
+	{ "faults", "scenario", CT_STR, "", 0, 0, O(scenario),
+	    "scenario to load: a name from scenario_dir or a file; empty = none" },
+	{ "faults", "scenario_dir", CT_STR, SCENARIO_DIR, 0, 0,
+	    O(scenario_dir), "where scenario names are looked up (then ./conf/scenarios)" },
+	{ "faults", "seed", CT_STR, "", 0, 0, O(seed),
+	    "seed of the random generator; empty = from the clock (printed at start)" },
+	{ "faults", "state_dir", CT_STR, "", 0, 0, O(state_dir),
+	    "directory of the persistent state (LMDB); empty = in memory" },
+	{ "faults", "hold_max", CT_DUR, "10m", 0.01, 30 * 86400.0,
+	    O(hold_max), "longest a hang holds a session" },
+	{ "faults", "state_max_age", CT_DUR, "35d", 60, 3650 * 86400.0,
+	    O(state_max_age), "state records unseen this long are dropped" },
+	{ "faults", "v4_netmask", CT_LONG, "24", 0, 32, O(v4_netmask),
+	    "IPv4 prefix length of the client network in triplet keys" },
+	{ "faults", "v6_netmask", CT_LONG, "64", 0, 128, O(v6_netmask),
+	    "IPv6 prefix length of the client network in triplet keys" },
 };
 
 static const char *const sections[] = { "server", "limits", "capture",
-	"events" };
+	"events", "faults" };
 
 /* ---- errors ---- */
 
@@ -331,6 +353,8 @@ conf_new(void)
 	for (i = 0; i < NELEM(keys); i++)
 		if (set_value(c, &keys[i], keys[i].def, &why) == -1)
 			PANIC("bad built-in default");
+	c->scn = scn_new();
+	c->refs = 1;
 	return c;
 }
 
@@ -339,11 +363,13 @@ conf_free(struct conf *c)
 {
 	size_t i;
 
-	if (c == NULL)
+	if (c == NULL || --c->refs > 0)
 		return;
 	for (i = 0; i < NELEM(keys); i++)
 		if (keys[i].type == CT_STR)
 			free(*(char **)(void *)((char *)c + keys[i].off));
+	scn_free(c->scn);
+	free(c->scenario_file);
 	free(c->file);
 	free(c);
 }
@@ -384,6 +410,15 @@ conf_check(struct conf *c, struct conf_errs *errs)
 		host[sizeof(host) - 1] = '\0';
 		free(c->hostname);
 		c->hostname = strdup(host);
+	}
+	if (c->seed != NULL && c->seed[0] != '\0') {
+		const char *p = c->seed;
+
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (*p != '\0' || p - c->seed > 19)
+			conf_errs_add(errs, "[faults] seed = \"%.40s\": expected "
+			    "a decimal number of at most 19 digits", c->seed);
 	}
 	if (c->hostname && strpbrk(c->hostname, " \t\r\n"))
 		conf_errs_add(errs, "[server] hostname: must not contain "
@@ -559,6 +594,103 @@ load_section(struct conf *c, dictionary *d, const char *sec,
 	free(ks);
 }
 
+struct rule_ctx {
+	const struct scan	*sc;
+	struct conf_errs	*errs;
+};
+
+static int
+rule_line(void *ctx, const char *sec, const char *key)
+{
+	return line_of(((struct rule_ctx *)ctx)->sc, sec, key);
+}
+
+static void rule_err(void *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+rule_err(void *ctx, const char *fmt, ...)
+{
+	char buf[1200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	conf_errs_add(((struct rule_ctx *)ctx)->errs, "%s", buf);
+}
+
+/* A "[rule NAME]" section goes to the scenario, in file order. */
+static void
+load_rule(struct conf *c, dictionary *d, const char *sec,
+    const struct scan *sc, const char *file, struct conf_errs *errs)
+{
+	int i, nk = iniparser_getsecnkeys(d, sec);
+	struct rule_ctx rc = { sc, errs };
+	const char **ks = NULL, **vs = NULL;
+	char dir[4096], *slash;
+	struct scn_src src;
+
+	snprintf(dir, sizeof(dir), "%s", file);
+	if ((slash = strrchr(dir, '/')) != NULL)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	src.file = file;
+	src.basedir = dir;
+	src.line = rule_line;
+	src.err = rule_err;
+	src.ctx = &rc;
+	if (nk > 0) {
+		ks = calloc((size_t)nk, sizeof(*ks));
+		vs = calloc((size_t)nk, sizeof(*vs));
+		if (ks == NULL || vs == NULL ||
+		    iniparser_getseckeys(d, sec, ks) == NULL) {
+			free(ks);
+			free(vs);
+			return;
+		}
+		for (i = 0; i < nk; i++)
+			vs[i] = iniparser_getstring(d, ks[i], "");
+	}
+	scn_add_rule(c->scn, sec, ks, vs, nk > 0 ? nk : 0, &src);
+	free(ks);
+	free(vs);
+}
+
+char *
+conf_find_scenario(const struct conf *c, const char *name, const char *exe)
+{
+	char path[4096], exedir[4096], *slash;
+	const char *dirs[4];
+	int i, n = 0;
+
+	if (strchr(name, '/') != NULL || (strlen(name) > 4 &&
+	    strcmp(name + strlen(name) - 4, ".ini") == 0))
+		return access(name, R_OK) == 0 ? strdup(name) : NULL;
+	if (c->scenario_dir && c->scenario_dir[0])
+		dirs[n++] = c->scenario_dir;
+	dirs[n++] = "conf/scenarios";
+	if (exe != NULL) {
+		/* build/smtpfault finds ../conf/scenarios of its tree */
+		snprintf(exedir, sizeof(exedir), "%s", exe);
+		if ((slash = strrchr(exedir, '/')) != NULL) {
+			*slash = '\0';
+			if (strlen(exedir) + 20 < sizeof(exedir)) {
+				strcat(exedir, "/../conf/scenarios");
+				dirs[n++] = exedir;
+			}
+		}
+	}
+	dirs[n++] = SCENARIO_DIR;
+	for (i = 0; i < n; i++) {
+		snprintf(path, sizeof(path), "%s/%s.ini", dirs[i], name);
+		if (access(path, R_OK) == 0)
+			return strdup(path);
+	}
+	return NULL;
+}
+
 int
 conf_load(struct conf *c, const char *file, struct conf_errs *errs)
 {
@@ -597,6 +729,10 @@ conf_load(struct conf *c, const char *file, struct conf_errs *errs)
 	for (i = 0; i < nsec; i++) {
 		const char *sec = iniparser_getsecname(d, i);
 
+		if (strncmp(sec, "rule ", 5) == 0) {
+			load_rule(c, d, sec, &sc, file, errs);
+			continue;
+		}
 		if (!known_section(sec)) {
 			conf_errs_add(errs, "%s:%d: [%s]: unknown section",
 			    file, line_of(&sc, sec, NULL), sec);

@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+struct scenario;
+
 #define CONF_MAX_LISTEN 16
 
 struct conf_listen {
@@ -31,6 +33,7 @@ struct conf_listen {
 };
 
 struct conf {
+	int		 refs;		/* conf_free() frees at zero */
 	char		*file;		/* NULL: built-in defaults only */
 
 	/* [server] */
@@ -66,6 +69,19 @@ struct conf {
 	/* [events] */
 	char		*events_file;	/* "-" stdout, "" off */
 	long		 events_max_arg;
+
+	/* [faults] */
+	char		*scenario;	/* name or file; "" none */
+	char		*scenario_dir;
+	char		*seed;		/* decimal; "" = from the clock */
+	char		*state_dir;	/* "" = in memory */
+	double		 hold_max;
+	double		 state_max_age;
+	long		 v4_netmask, v6_netmask;
+
+	/* rules of every file loaded, in order ([rule NAME] sections) */
+	struct scenario	*scn;
+	char		*scenario_file;	/* the scenario file loaded, if any */
 };
 
 struct conf_errs {
@@ -75,6 +91,11 @@ struct conf_errs {
 
 /* Built-in defaults (what `smtpfault` with no file runs with). */
 struct conf *conf_new(void);
+/*
+ * Drop one reference; the last one frees.  A session that holds a fault
+ * decision across a delay takes a reference (c->refs++) so a reload
+ * cannot free the rule under it.
+ */
 void	 conf_free(struct conf *c);
 
 /*
@@ -86,6 +107,14 @@ int	 conf_load(struct conf *c, const char *file, struct conf_errs *errs);
 /* Parse "ADDR:PORT" / "[V6]:PORT" / ":PORT" into l. 0 or -1 with a reason. */
 int	 conf_parse_listen(const char *s, const char *kind,
     struct conf_listen *l, const char **why);
+
+/*
+ * Resolve a scenario name ("greylisting") or path to a readable file:
+ * the path itself, else NAME.ini in [faults] scenario_dir, ./conf/scenarios
+ * and the built-in directory.  Returns a malloc'd path or NULL.
+ */
+char	*conf_find_scenario(const struct conf *c, const char *name,
+    const char *exe);
 
 /* Set a "[section] key" from the command line or a test, validated. */
 int	 conf_set(struct conf *c, const char *section, const char *key,

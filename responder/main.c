@@ -19,6 +19,7 @@
 #include "capture.h"
 #include "conf.h"
 #include "events.h"
+#include "fault.h"
 #include "log.h"
 #include "server.h"
 #include "util.h"
@@ -33,6 +34,8 @@ struct override {
 static struct override	 ovr[32];
 static int		 novr;
 static const char	*conf_path;
+static const char	*scenario_arg;
+static char		 exe_path[4096];
 
 static void
 usage(FILE *fp)
@@ -40,6 +43,9 @@ usage(FILE *fp)
 	fprintf(fp,
 "usage: smtpfault [options]\n"
 "  -c, --config FILE      configuration file (INI)\n"
+"  -s, --scenario NAME|FILE  fault scenario: a shipped name (conf/scenarios)\n"
+"                         or an INI file with [rule NAME] sections\n"
+"      --seed N           seed of the fault generator (default: from clock)\n"
 "      --listen ADDR:PORT SMTP listener; repeatable; [V6]:PORT for IPv6,\n"
 "                         port 0 = any free port (default 127.0.0.1:2525)\n"
 "      --port-file FILE   write \"smtp ADDR:PORT\" per listener once bound\n"
@@ -94,6 +100,26 @@ assemble(struct conf_errs *errs)
 
 	if (conf_path != NULL)
 		conf_load(c, conf_path, errs);
+	if (scenario_arg != NULL) {
+		free(c->scenario);
+		c->scenario = xstrdup(scenario_arg);
+	}
+	if (errs->n == 0 && c->scenario != NULL && c->scenario[0] != '\0') {
+		char *path = conf_find_scenario(c, c->scenario, exe_path);
+
+		if (path == NULL) {
+			conf_errs_add(errs, "scenario \"%s\": no such file, and "
+			    "no %s.ini in %s or conf/scenarios", c->scenario,
+			    c->scenario, c->scenario_dir);
+		} else {
+			free(c->scenario_file);
+			c->scenario_file = path;
+			conf_load(c, path, errs);
+			/* the scenario names itself only through its file */
+			free(c->file);
+			c->file = conf_path ? xstrdup(conf_path) : NULL;
+		}
+	}
 	for (i = 0; i < novr; i++)
 		conf_set(c, ovr[i].section, ovr[i].key, ovr[i].val, errs);
 	conf_check(c, errs);
@@ -133,11 +159,16 @@ reload(void)
 		if (c->nlisten != srv.cf->nlisten ||
 		    memcmp(c->listen, srv.cf->listen, sizeof(c->listen)) != 0)
 			log_warnx("reload: listener changes need a restart");
+		if (strcmp(c->state_dir, srv.cf->state_dir) != 0)
+			log_warnx("reload: a new state_dir needs a restart");
 		if (apply_outputs(c) == -1) {
 			ok = 0;
 			conf_free(c);
 			apply_outputs(srv.cf);
 		} else {
+			if (c->seed[0] != '\0' &&
+			    strcmp(c->seed, srv.cf->seed) != 0)
+				fault_seed(strtoull(c->seed, NULL, 10));
 			conf_free(srv.cf);
 			srv.cf = c;
 		}
@@ -145,6 +176,8 @@ reload(void)
 	evt_begin("reload");
 	evt_bool("ok", ok);
 	evt_str("file", conf_path);
+	evt_str("scenario", ok ? srv.cf->scenario_file : NULL);
+	evt_int("rules", (long long)srv.cf->scn->n);
 	evt_end();
 	conf_errs_free(&errs);
 	log_info("reload %s", ok ? "done" : "failed");
@@ -154,9 +187,11 @@ int
 main(int argc, char *argv[])
 {
 	enum { O_LISTEN = 256, O_PORTFILE, O_EVENTS, O_CAPTURE, O_HOSTNAME,
-	    O_CHECK, O_VERSION, O_DUMP };
+	    O_CHECK, O_VERSION, O_DUMP, O_SEED };
 	static const struct option lopts[] = {
 		{ "config", required_argument, NULL, 'c' },
+		{ "scenario", required_argument, NULL, 's' },
+		{ "seed", required_argument, NULL, O_SEED },
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "port-file", required_argument, NULL, O_PORTFILE },
 		{ "events", required_argument, NULL, O_EVENTS },
@@ -173,11 +208,25 @@ main(int argc, char *argv[])
 	const char *port_file = NULL;
 	int ch, check = 0, i;
 	struct conf *cf;
+	char ferr[512];
+	uint64_t seed;
+	ssize_t n;
 
-	while ((ch = getopt_long(argc, argv, "c:vh", lopts, NULL)) != -1) {
+	if ((n = readlink("/proc/self/exe", exe_path, sizeof(exe_path) - 1)) >
+	    0)
+		exe_path[n] = '\0';
+	else
+		snprintf(exe_path, sizeof(exe_path), "%s", argv[0]);
+	while ((ch = getopt_long(argc, argv, "c:s:vh", lopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			conf_path = optarg;
+			break;
+		case 's':
+			scenario_arg = optarg;
+			break;
+		case O_SEED:
+			add_override("faults", "seed", optarg);
 			break;
 		case O_LISTEN:
 			add_override("server", "listen", optarg);
@@ -232,6 +281,13 @@ main(int argc, char *argv[])
 		conf_free(cf);
 		return 0;
 	}
+	seed = cf->seed[0] ? strtoull(cf->seed, NULL, 10) : fault_clock_seed();
+	if (fault_init(cf->state_dir, seed, (int)cf->v4_netmask,
+	    (int)cf->v6_netmask, ferr, sizeof(ferr)) == -1) {
+		fprintf(stderr, "smtpfault: [faults] state_dir: %s\n", ferr);
+		conf_free(cf);
+		return 2;
+	}
 	if (apply_outputs(cf) == -1) {
 		conf_free(cf);
 		return 2;
@@ -240,7 +296,14 @@ main(int argc, char *argv[])
 	evt_str("version", SMTPFAULT_VERSION);
 	evt_int("pid", (long long)getpid());
 	evt_str("hostname", cf->hostname);
+	evt_uint("seed", seed);
+	evt_str("scenario", cf->scenario_file);
+	evt_int("rules", (long long)cf->scn->n);
+	evt_str("state", store_kind(fault.st));
 	evt_end();
+	log_info("seed %llu, scenario %s (%zu rules), state %s",
+	    (unsigned long long)seed, cf->scenario_file ? cf->scenario_file :
+	    "none", cf->scn->n, cf->state_dir[0] ? cf->state_dir : "in memory");
 	srv.reload = reload;
 	if (server_init(cf, port_file) == -1) {
 		evt_flush();
@@ -253,6 +316,7 @@ main(int argc, char *argv[])
 	    (long)getpid());
 	server_run();
 	server_free();
+	fault_close();
 	conf_free(srv.cf);
 	evt_close();
 	for (i = 0; i < novr; i++)

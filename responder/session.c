@@ -29,6 +29,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "conf.h"
 #include "events.h"
 #include "log.h"
 #include "server.h"
@@ -38,12 +39,21 @@
 #define IN_MIN		(64 * 1024)
 #define READ_CHUNK	(64 * 1024)
 #define DATA_CHECK	5.0	/* seconds between min_data_rate checks */
+#define CLINE_MAX	2048	/* content rules see this much of a line */
 
 #define CF (srv.cf)
+
+/* The command as received, for a fault delay to re-run it later. */
+static char	dline[65536 + 4];
+static size_t	dlen;
 
 static void	sess_on_read(struct ev_loop *, ev_io *, int);
 static void	sess_on_write(struct ev_loop *, ev_io *, int);
 static void	sess_on_timer(struct ev_loop *, ev_timer *, int);
+static void	sess_on_ftimer(struct ev_loop *, ev_timer *, int);
+static int	sess_fault(struct session *, enum fault_hook, const char *,
+    const char *, size_t);
+static void	sess_greet(struct session *);
 static void	sess_process(struct session *);
 static void	sess_rearm(struct session *);
 static int	sess_flush(struct session *);
@@ -134,6 +144,7 @@ sess_new(struct listener *l, int fd, const struct sockaddr_storage *sa,
 	ev_io_init(&s->wr, sess_on_write, fd, EV_WRITE);
 	ev_timer_init(&s->timer, sess_on_timer, CF->idle_timeout, 0.);
 	ev_timer_start(srv.loop, &s->timer);
+	ev_timer_init(&s->ftimer, sess_on_ftimer, 0., 0.);
 	TAILQ_INSERT_TAIL(&srv.sessions, s, entry);
 	srv.nsessions++;
 
@@ -143,9 +154,8 @@ sess_new(struct listener *l, int fd, const struct sockaddr_storage *sa,
 	evt_end();
 
 	s->state = SS_GREETING;
-	sess_reply(s, 220, NULL, "%s %s", CF->hostname, CF->banner);
-	sess_set_state(s, SS_INIT);
-	if (sess_flush(s) == 0)
+	sess_greet(s);
+	if (s->state != SS_CLOSING && sess_flush(s) == 0)
 		sess_rearm(s);
 	return s;
 }
@@ -158,6 +168,7 @@ sess_close(struct session *s, const char *reason)
 	ev_io_stop(srv.loop, &s->rd);
 	ev_io_stop(srv.loop, &s->wr);
 	ev_timer_stop(srv.loop, &s->timer);
+	ev_timer_stop(srv.loop, &s->ftimer);
 	if (capture_active(&s->cap))
 		capture_abort(&s->cap);
 	evt_sess(s, "close");
@@ -183,6 +194,13 @@ sess_free(struct session *s)
 {
 	tx_reset(s);
 	free(s->helo);
+	free(s->pending_line);
+	free(s->ovr_ecode);
+	free(s->ovr_text);
+	free(s->hits);
+	free(s->cline);
+	if (s->pcf != NULL)
+		conf_free(s->pcf);
 	iobuf_free(&s->in);
 	iobuf_free(&s->out);
 	free(s);
@@ -233,7 +251,7 @@ sess_rearm(struct session *s)
 
 	if (s->state == SS_CLOSING)
 		return;
-	want_wr = iobuf_len(&s->out) > 0;
+	want_wr = iobuf_len(&s->out) > 0 && !(s->flags & SF_TARPIT);
 	want_rd = !(s->flags & (SF_QUIT | SF_READ_EOF)) &&
 	    iobuf_room(&s->in) > 0 &&
 	    iobuf_len(&s->out) < CF->out_max / 2;
@@ -251,6 +269,14 @@ sess_rearm(struct session *s)
 static int
 sess_flush(struct session *s)
 {
+	if ((s->flags & SF_TARPIT) && iobuf_len(&s->out) > 0) {
+		/* the drip timer sends; nothing leaves faster */
+		if (!ev_is_active(&s->ftimer)) {
+			ev_timer_set(&s->ftimer, s->drip_interval, 0.);
+			ev_timer_start(srv.loop, &s->ftimer);
+		}
+		return 0;
+	}
 	while (iobuf_len(&s->out) > 0) {
 		ssize_t n = send(s->fd, iobuf_data(&s->out),
 		    iobuf_len(&s->out), MSG_NOSIGNAL);
@@ -313,6 +339,11 @@ sess_on_read(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	}
 	if (n == 0) {
+		if (s->flags & (SF_DELAYED | SF_HANG | SF_TARPIT)) {
+			/* the client gave up while a fault held it */
+			sess_close(s, "client_gone");
+			return;
+		}
 		s->flags |= SF_READ_EOF;
 		if (iobuf_len(&s->in) == 0)
 			iobuf_free(&s->in);
@@ -355,7 +386,11 @@ sess_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		sess_close(s, "write_timeout");
 		return;
 	}
-	if (now - s->last_rx >= CF->idle_timeout && iobuf_len(&s->out) == 0) {
+	if (s->flags & (SF_DELAYED | SF_HANG | SF_TARPIT)) {
+		/* a fault holds the session; its own timer ends it */
+		s->last_rx = now;
+	} else if (now - s->last_rx >= CF->idle_timeout &&
+	    iobuf_len(&s->out) == 0) {
 		sess_timeout(s, "timeout");
 		return;
 	}
@@ -390,8 +425,16 @@ static void
 sess_reply_text(struct session *s, int code, const char *ecode,
     const char *text)
 {
-	const char *p = text, *nl;
+	const char *p, *nl;
 	int fail = 0;
+
+	if (s->ovr_code != 0 && code / 100 == s->ovr_code / 100) {
+		/* a 2xx/3xx rule reply: same outcome, the rule's words */
+		code = s->ovr_code;
+		ecode = s->ovr_ecode;
+		text = s->ovr_text;
+	}
+	p = text;
 
 	do {
 		size_t n;
@@ -411,6 +454,11 @@ sess_reply_text(struct session *s, int code, const char *ecode,
 		s->flags |= SF_QUIT;
 		s->close_reason = "output_overflow";
 	}
+	if (code == 421 && !(s->flags & SF_QUIT)) {
+		/* RFC 5321 3.8: 421 closes the transmission channel */
+		s->flags |= SF_QUIT;
+		s->close_reason = "421";
+	}
 	if (evt_enabled()) {
 		char buf[1024];
 
@@ -422,6 +470,12 @@ sess_reply_text(struct session *s, int code, const char *ecode,
 		evt_int("code", code);
 		evt_str("text", buf);
 		evt_end();
+	}
+	if (s->ovr_code != 0 && text == s->ovr_text) {
+		s->ovr_code = 0;
+		free(s->ovr_ecode);
+		free(s->ovr_text);
+		s->ovr_ecode = s->ovr_text = NULL;
 	}
 }
 
@@ -449,6 +503,281 @@ sess_error(struct session *s, int code, const char *ecode, const char *text)
 		s->flags |= SF_QUIT;
 		s->close_reason = "errors";
 	}
+}
+
+/* ---- faults ---- */
+
+static void
+fault_ctx_fill(struct session *s, enum fault_hook h, const char *a1,
+    struct fault_ctx *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->hook = h;
+	c->sa = &s->sa;
+	c->client = s->addr;
+	c->listener = s->lst ? s->lst->name : "";
+	c->hostname = CF->hostname;
+	c->helo = h == FH_HELO ? a1 : s->helo;
+	c->from = h == FH_MAIL ? a1 : s->from;
+	c->rcpt = h == FH_RCPT ? a1 : NULL;
+	c->rcpts = s->rcpt;
+	c->nrcpt = s->nrcpt;
+	c->size = h == FH_DATA_END ? s->msg_octets : s->decl_size;
+	c->tls = 0;
+	c->hits = s->hits;
+	c->nhits = s->nhits;
+}
+
+static void
+evt_fault(struct session *s, const struct fault_decision *d, int code,
+    const char *text)
+{
+	if (!evt_enabled())
+		return;
+	evt_sess(s, "fault");
+	evt_str("rule", d->rule->name);
+	evt_str("action", scn_act_name(d->act));
+	evt_str("hook", scn_hook_name(s->pending_hook));
+	evt_uint("attempt", d->attempt);
+	if (d->delay > 0)
+		evt_num("delay", d->delay);
+	if (code != 0) {
+		evt_int("code", code);
+		evt_str("reply", text);
+	}
+	evt_end();
+}
+
+/* Close with a TCP reset instead of a FIN. */
+static void
+sess_reset(struct session *s, const char *reason)
+{
+	struct linger lg = { 1, 0 };
+
+	setsockopt(s->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	sess_close(s, reason);
+}
+
+static void
+hold_pending(struct session *s, enum fault_hook h, const char *line,
+    size_t len)
+{
+	free(s->pending_line);
+	s->pending_line = NULL;
+	s->pending_len = 0;
+	if (line != NULL && (s->pending_line = malloc(len + 1)) != NULL) {
+		memcpy(s->pending_line, line, len);
+		s->pending_line[len] = '\0';
+		s->pending_len = len;
+	}
+	s->pending_hook = h;
+	if (s->pcf == NULL) {
+		s->pcf = CF;
+		CF->refs++;
+	}
+}
+
+static void
+release_pending(struct session *s)
+{
+	free(s->pending_line);
+	s->pending_line = NULL;
+	if (s->pcf != NULL) {
+		conf_free(s->pcf);
+		s->pcf = NULL;
+	}
+}
+
+/*
+ * Carry out a decision.  Returns 0 when the command goes on normally
+ * (maybe with the rule's words in its reply, or dripped), 1 when the
+ * fault took over (the command's own handling must not run).
+ */
+static int
+fault_apply(struct session *s, enum fault_hook h, struct fault_decision *d,
+    const struct fault_ctx *c, int emit)
+{
+	struct fault_rule *r = d->rule;
+	char text[1024] = "";
+
+	if (r->code != 0)
+		fault_reply_text(r, c, d, text, sizeof(text));
+	if (emit)
+		evt_fault(s, d, r->code, text);
+	switch (d->act) {
+	case FA_DELAY:
+	case FA_ACCEPT:
+		return 0;
+	case FA_HANG:
+		s->flags |= SF_HANG;
+		ev_timer_set(&s->ftimer, r->hold > 0 ? r->hold : CF->hold_max,
+		    0.);
+		ev_timer_start(srv.loop, &s->ftimer);
+		return 1;
+	case FA_CLOSE:
+		if (sess_flush(s) == 0)
+			sess_close(s, "fault_close");
+		return 1;
+	case FA_RESET:
+		sess_reset(s, "fault_reset");
+		return 1;
+	case FA_DISCARD:
+		s->flags |= SF_DISCARD;
+		break;
+	case FA_DROP_AFTER_DATA:
+		s->flags |= SF_DROP;
+		return 0;
+	case FA_DISCONNECT_AFTER_BYTES:
+		s->flags |= SF_CUT;
+		s->cut_after = r->after_bytes;
+		s->cut_rx = 0;
+		return 0;
+	case FA_TARPIT:
+		s->flags |= SF_TARPIT;
+		s->drip_bytes = r->tarpit_bytes;
+		s->drip_interval = r->tarpit_interval;
+		break;
+	default:
+		break;
+	}
+	if (r->code == 0)
+		return 0;
+	if (r->code < 400) {
+		/* success with the rule's words: the handler runs */
+		s->ovr_code = r->code;
+		s->ovr_ecode = r->ecode ? strdup(r->ecode) : NULL;
+		s->ovr_text = strdup(text);
+		if (s->ovr_text == NULL)
+			s->ovr_code = 0;
+		return 0;
+	}
+	sess_reply_text(s, r->code, r->ecode, text);
+	if (h == FH_CONNECT && r->code >= 500)
+		s->flags |= SF_NOSERVICE;
+	else if (h == FH_CONNECT || h == FH_QUIT) {
+		s->flags |= SF_QUIT;
+		s->close_reason = "fault_reply";
+	}
+	return 1;
+}
+
+/*
+ * The hook point: ask the engine, or take the decision held across a
+ * delay.  line/len is the command to re-run when a delay ends.
+ */
+static int
+sess_fault(struct session *s, enum fault_hook h, const char *a1,
+    const char *line, size_t len)
+{
+	struct fault_decision d;
+	struct fault_ctx c;
+	int resumed = 0;
+
+	fault_ctx_fill(s, h, a1, &c);
+	if (s->flags & SF_RESUME) {
+		s->flags &= ~SF_RESUME;
+		d = s->pending;
+		d.delay = 0;
+		resumed = 1;
+	} else if (!fault_eval(CF->scn, &c, &d)) {
+		return 0;
+	}
+	if (d.rule == NULL)
+		return 0;
+	s->pending_hook = h;
+	if (d.delay > 0) {
+		/* hold the reply back; nothing more is processed meanwhile */
+		char text[1024] = "";
+
+		s->pending = d;
+		hold_pending(s, h, line, len);
+		if (d.rule->code != 0)
+			fault_reply_text(d.rule, &c, &d, text, sizeof(text));
+		evt_fault(s, &d, d.rule->code, text);
+		s->flags |= SF_DELAYED;
+		ev_timer_set(&s->ftimer, d.delay, 0.);
+		ev_timer_start(srv.loop, &s->ftimer);
+		return 1;
+	}
+	return fault_apply(s, h, &d, &c, !resumed);
+}
+
+/* Banner, after the connect hook. */
+static void
+sess_greet(struct session *s)
+{
+	if (sess_fault(s, FH_CONNECT, NULL, NULL, 0)) {
+		if (s->state == SS_GREETING && (s->flags & SF_NOSERVICE))
+			sess_set_state(s, SS_INIT);
+		return;
+	}
+	sess_reply(s, 220, NULL, "%s %s", CF->hostname, CF->banner);
+	sess_set_state(s, SS_INIT);
+}
+
+static void
+sess_on_ftimer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct session *s = container_of(w, struct session, ftimer);
+
+	(void)loop;
+	(void)revents;
+	if (s->flags & SF_HANG) {
+		sess_close(s, "hold_max");
+		return;
+	}
+	if (s->flags & SF_TARPIT) {
+		size_t n = iobuf_len(&s->out);
+		ssize_t w2;
+
+		if (n > (size_t)s->drip_bytes)
+			n = (size_t)s->drip_bytes;
+		w2 = n ? send(s->fd, iobuf_data(&s->out), n, MSG_NOSIGNAL) : 0;
+		if (w2 < 0 && errno != EAGAIN && errno != EINTR) {
+			sess_close(s, "write_error");
+			return;
+		}
+		if (w2 > 0) {
+			iobuf_consume(&s->out, (size_t)w2);
+			s->tx += (uint64_t)w2;
+			s->last_tx = ev_now(srv.loop);
+		}
+		if (iobuf_len(&s->out) > 0) {
+			ev_timer_set(&s->ftimer, s->drip_interval, 0.);
+			ev_timer_start(srv.loop, &s->ftimer);
+			return;
+		}
+		s->flags &= ~SF_TARPIT;
+		if (s->flags & SF_QUIT) {
+			sess_close(s, s->close_reason ? s->close_reason :
+			    "quit");
+			return;
+		}
+		sess_process(s);
+		return;
+	}
+	if (!(s->flags & SF_DELAYED))
+		return;
+	s->flags &= ~SF_DELAYED;
+	s->flags |= SF_RESUME;
+	switch (s->pending_hook) {
+	case FH_CONNECT:
+		sess_greet(s);
+		break;
+	case FH_DATA_END:
+		msg_finish(s);
+		break;
+	default:
+		if (s->pending_line != NULL)
+			sess_dispatch(s, s->pending_line, s->pending_len);
+		break;
+	}
+	s->flags &= ~SF_RESUME;
+	if (s->state == SS_CLOSING)
+		return;
+	if (!(s->flags & (SF_DELAYED | SF_HANG)))
+		release_pending(s);
+	sess_process(s);
 }
 
 /* ---- input processing ---- */
@@ -524,6 +853,14 @@ data_bytes(struct session *s)
 	size_t used = 0, len = iobuf_len(&s->in);
 	const char *d = iobuf_data(&s->in);
 
+	if ((s->flags & SF_CUT) && (uint64_t)len >= s->cut_after - s->cut_rx) {
+		/* the connection dies N bytes into the message */
+		sess_close(s, "fault_disconnect_after_bytes");
+		return 0;
+	}
+	if (s->flags & SF_CUT)
+		s->cut_rx += len;
+
 	while (used < len && !s->ds.done) {
 		size_t n = len - used, outn;
 
@@ -546,7 +883,9 @@ data_bytes(struct session *s)
 static void
 sess_process(struct session *s)
 {
-	while (s->state != SS_CLOSING && !(s->flags & SF_QUIT) &&
+	while (s->state != SS_CLOSING &&
+	    !(s->flags & (SF_QUIT | SF_DELAYED | SF_HANG)) &&
+	    !((s->flags & SF_TARPIT) && iobuf_len(&s->out) > 0) &&
 	    iobuf_len(&s->out) < CF->out_max / 2) {
 		char *line;
 		size_t len;
@@ -580,7 +919,8 @@ sess_process(struct session *s)
 		return;
 	if (iobuf_len(&s->in) == 0)
 		iobuf_free(&s->in);
-	if ((s->flags & SF_READ_EOF) && !(s->flags & SF_QUIT)) {
+	if ((s->flags & SF_READ_EOF) && !(s->flags & (SF_QUIT | SF_DELAYED |
+	    SF_HANG))) {
 		/* everything the client sent before its FIN is answered */
 		s->flags |= SF_QUIT;
 		s->close_reason = in_message(s) ? "eof_in_data" : "eof";
@@ -611,7 +951,7 @@ tx_reset(struct session *s)
 	s->bdat_last = 0;
 	s->msg_octets = 0;
 	s->msgid[0] = '\0';
-	s->flags &= ~(SF_MSG_BAD | SF_DRAIN);
+	s->flags &= ~(SF_MSG_BAD | SF_DRAIN | SF_DISCARD | SF_DROP | SF_CUT);
 	if (capture_active(&s->cap))
 		capture_abort(&s->cap);
 }
@@ -679,7 +1019,18 @@ msg_begin(struct session *s)
 	s->data_start = ev_now(srv.loop);
 	s->data_rx = 0;
 	s->cap_err = 0;
-	s->flags &= ~SF_MSG_BAD;
+	s->flags &= ~(SF_MSG_BAD | SF_DISCARD | SF_DROP);
+	free(s->hits);
+	s->hits = NULL;
+	s->nhits = 0;
+	if (CF->scn->uses_content) {
+		s->hits = calloc(CF->scn->n, 1);
+		s->nhits = s->hits ? CF->scn->n : 0;
+		if (s->cline == NULL)
+			s->cline = malloc(CLINE_MAX + 1);
+		s->clen = 0;
+		s->c_in_headers = 1;
+	}
 	if (CF->capture_dir != NULL && CF->capture_dir[0] != '\0') {
 		if (capture_begin(&s->cap, CF->capture_dir, CF->hostname) ==
 		    -1) {
@@ -749,6 +1100,30 @@ header_scan(struct session *s, const char *p, size_t n)
 	}
 }
 
+/* Feed header and body lines to the scenario's pattern rules. */
+static void
+content_scan(struct session *s, const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (p[i] != '\n') {
+			if (s->clen < CLINE_MAX)
+				s->cline[s->clen++] = p[i];
+			continue;
+		}
+		if (s->clen > 0 && s->cline[s->clen - 1] == '\r')
+			s->clen--;
+		s->cline[s->clen] = '\0';
+		if (s->c_in_headers && s->clen == 0)
+			s->c_in_headers = 0;
+		else if (CF->scn->n >= s->nhits)
+			fault_scan_line(CF->scn, s->hits, s->cline,
+			    s->c_in_headers);
+		s->clen = 0;
+	}
+}
+
 static void
 msg_data(struct session *s, const char *p, size_t n)
 {
@@ -769,6 +1144,8 @@ msg_data(struct session *s, const char *p, size_t n)
 	}
 	if (s->in_headers)
 		header_scan(s, p, n);
+	if (s->hits != NULL && s->cline != NULL)
+		content_scan(s, p, n);
 	if (capture_active(&s->cap))
 		capture_write(&s->cap, p, n);
 }
@@ -820,6 +1197,10 @@ evt_message(struct session *s, const char *qid, const char *path)
 	evt_str("file", path);
 	evt_str("id", qid);
 	evt_str("body", s->state == SS_BDAT ? "BDAT" : "DATA");
+	if (s->flags & SF_DISCARD)
+		evt_bool("discarded", 1);
+	if (s->flags & SF_DROP)
+		evt_bool("unanswered", 1);
 	evt_end();
 }
 
@@ -828,6 +1209,7 @@ static void
 msg_finish(struct session *s)
 {
 	char qid[32], *path = NULL;
+	int fired;
 
 	if (s->flags & SF_MSG_BAD) {
 		msg_refuse(s, s->bad_code, s->bad_ecode, s->bad_text,
@@ -841,6 +1223,30 @@ msg_finish(struct session *s)
 		    "octets", CF->text_line_max);
 		msg_refuse(s, 550, "5.6.0", t, "line_length");
 		goto done;
+	}
+	if (s->hits != NULL && s->clen > 0 && CF->scn->n >= s->nhits) {
+		/* a last line without CRLF (BDAT) is still a line */
+		s->cline[s->clen] = '\0';
+		fault_scan_line(CF->scn, s->hits, s->cline, s->c_in_headers);
+		s->clen = 0;
+	}
+	fired = sess_fault(s, FH_DATA_END, NULL, NULL, 0);
+	if (s->state == SS_CLOSING || (s->flags & (SF_DELAYED | SF_HANG)))
+		return;		/* closed, or held: nothing is answered */
+	if (fired) {
+		/* the rule's reply refused the message */
+		evt_sess(s, "message_refused");
+		evt_str("reason", "fault");
+		evt_uint("size", s->msg_octets);
+		evt_end();
+		tx_reset(s);
+		sess_set_state(s, SS_READY);
+		goto done;
+	}
+	if (s->flags & SF_DISCARD) {
+		/* silent loss: acknowledged, never kept */
+		capture_abort(&s->cap);
+		s->cap_err = 0;
 	}
 	if (s->cap_err != 0 || (capture_active(&s->cap) &&
 	    capture_commit(&s->cap, CF->capture_dir, CF->capture_fsync,
@@ -863,6 +1269,12 @@ msg_finish(struct session *s)
 	srv.n_bytes += s->msg_octets;
 	evt_message(s, qid, path);
 	free(path);
+	if (s->flags & SF_DROP) {
+		/* stored, but the client never hears so: it will resend */
+		if (sess_flush(s) == 0)
+			sess_close(s, "fault_drop_after_data");
+		return;
+	}
 	tx_reset(s);
 	sess_set_state(s, SS_READY);
 	sess_reply(s, 250, "2.0.0", "Ok: queued as %s", qid);
@@ -894,6 +1306,8 @@ cmd_ehlo(struct session *s, char *arg, int ehlo)
 		    "Syntax: HELO hostname");
 		return;
 	}
+	if (sess_fault(s, FH_HELO, name, dline, dlen))
+		return;
 	tx_reset(s);
 	free(s->helo);
 	s->helo = strdup(name);
@@ -934,6 +1348,9 @@ cmd_mail(struct session *s, char *arg)
 		    "SMTPUTF8");
 		return;
 	}
+	s->decl_size = p.size;
+	if (sess_fault(s, FH_MAIL, p.addr, dline, dlen))
+		return;
 	if (p.has_size && p.size > CF->max_msg_size) {
 		sess_reply(s, 552, "5.3.4", "Message size exceeds fixed "
 		    "maximum message size");
@@ -968,6 +1385,8 @@ cmd_rcpt(struct session *s, char *arg)
 		    "SMTPUTF8");
 		return;
 	}
+	if (sess_fault(s, FH_RCPT, p.addr, dline, dlen))
+		return;
 	if (s->nrcpt >= CF->max_rcpts) {
 		sess_reply(s, 452, "4.5.3", "Too many recipients");
 		return;
@@ -994,6 +1413,8 @@ cmd_data(struct session *s, char *arg)
 		sess_error(s, 501, "5.5.4", "Syntax: DATA");
 		return;
 	}
+	if (sess_fault(s, FH_DATA, NULL, dline, dlen))
+		return;
 	dscan_init(&s->ds, (size_t)CF->text_line_max);
 	msg_begin(s);
 	sess_set_state(s, SS_DATA);
@@ -1038,6 +1459,8 @@ cmd_rset(struct session *s, char *arg)
 		sess_error(s, 501, "5.5.4", "Syntax: RSET");
 		return;
 	}
+	if (sess_fault(s, FH_RSET, NULL, dline, dlen))
+		return;
 	tx_reset(s);
 	if (s->state != SS_INIT)
 		sess_set_state(s, SS_READY);
@@ -1050,6 +1473,12 @@ sess_dispatch(struct session *s, char *line, size_t len)
 	const struct cmd_def *c;
 	char *arg;
 
+	if (CF->scn->n > 0 && len < sizeof(dline)) {
+		memcpy(dline, line, len);
+		dline[len] = '\0';
+		dlen = len;
+	}
+
 	if (memchr(line, '\0', len) != NULL || memchr(line, '\r', len) ||
 	    memchr(line, '\n', len)) {
 		evt_sess(s, "command");
@@ -1061,12 +1490,17 @@ sess_dispatch(struct session *s, char *line, size_t len)
 		return;
 	}
 	c = cmd_lookup(line, &arg);
-	if (evt_enabled()) {
+	if (evt_enabled() && !(s->flags & SF_RESUME)) {
 		evt_sess(s, "command");
 		evt_str("verb", c->name);
 		evt_strn("arg", c->id == CMD_UNKNOWN ? line : arg,
 		    strlen(c->id == CMD_UNKNOWN ? line : arg));
 		evt_end();
+	}
+	if ((s->flags & SF_NOSERVICE) && c->id != CMD_QUIT) {
+		/* RFC 5321 3.1: after a 554 banner only QUIT is served */
+		sess_error(s, 503, "5.5.1", "Error: no service here, send QUIT");
+		return;
 	}
 	if (!(c->states & SS_BIT(s->state))) {
 		const char *why = "Error: bad sequence of commands";
@@ -1110,6 +1544,8 @@ sess_dispatch(struct session *s, char *line, size_t len)
 		sess_reply(s, 250, "2.0.0", "Ok");
 		break;
 	case CMD_QUIT:
+		if (sess_fault(s, FH_QUIT, NULL, dline, dlen))
+			break;
 		sess_reply(s, 221, "2.0.0", "Bye");
 		s->flags |= SF_QUIT;
 		s->close_reason = "quit";
@@ -1125,9 +1561,19 @@ sess_dispatch(struct session *s, char *line, size_t len)
 		sess_reply(s, 214, "2.0.0", "smtpfault: HELO EHLO MAIL RCPT "
 		    "DATA BDAT RSET NOOP VRFY HELP QUIT");
 		break;
-	case CMD_EXPN:
 	case CMD_STARTTLS:
 	case CMD_AUTH:
+		if (sess_fault(s, c->id == CMD_AUTH ? FH_AUTH : FH_STARTTLS,
+		    NULL, dline, dlen))
+			break;
+		if (s->ovr_code != 0) {
+			/* a rule answers what the core does not implement */
+			sess_reply_text(s, s->ovr_code, NULL, "");
+			break;
+		}
+		sess_error(s, 502, "5.5.1", "Error: command not implemented");
+		break;
+	case CMD_EXPN:
 	case CMD_NOTIMPL:
 		sess_error(s, 502, "5.5.1", "Error: command not implemented");
 		break;

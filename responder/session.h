@@ -15,6 +15,7 @@
 #include "capture.h"
 #include "cmd.h"
 #include "dscan.h"
+#include "fault.h"
 #include "iobuf.h"
 
 struct listener;
@@ -28,11 +29,20 @@ struct listener;
 #define SF_READ_EOF	0x0020	/* peer closed its side */
 #define SF_SHUTDOWN	0x0040	/* server stopping: 421 after this reply */
 #define SF_REAPED	0x0080
+#define SF_DELAYED	0x0100	/* a fault holds the reply back */
+#define SF_HANG		0x0200	/* a fault never answers */
+#define SF_TARPIT	0x0400	/* replies leave a few bytes at a time */
+#define SF_NOSERVICE	0x0800	/* 5xx banner: only QUIT is served */
+#define SF_RESUME	0x1000	/* re-running a command after its delay */
+#define SF_DISCARD	0x2000	/* data_end: answer 250, keep nothing */
+#define SF_DROP		0x4000	/* data_end: keep, then close unanswered */
+#define SF_CUT		0x8000	/* disconnect after cut_after bytes */
 
 struct session {
 	TAILQ_ENTRY(session)	 entry;
 	ev_io			 rd, wr;
 	ev_timer		 timer;		/* every deadline, checked lazily */
+	ev_timer		 ftimer;	/* fault delay, hold, tarpit drip */
 	struct listener		*lst;
 	int			 fd;
 	uint32_t		 id;
@@ -71,6 +81,23 @@ struct session {
 	struct dscan		 ds;
 	struct capture_tx	 cap;
 	int			 cap_err;	/* errno of a failed capture */
+	/* faults */
+	struct conf		*pcf;		/* holds the pending rule alive */
+	struct fault_decision	 pending;
+	enum fault_hook		 pending_hook;
+	char			*pending_line;
+	size_t			 pending_len;
+	int			 ovr_code;	/* next reply replaced by ... */
+	char			*ovr_ecode, *ovr_text;
+	long			 drip_bytes;
+	double			 drip_interval;
+	uint64_t		 cut_after;
+	uint64_t		 cut_rx;
+	unsigned char		*hits;		/* header/body rule matches */
+	size_t			 nhits;
+	char			*cline;		/* current line, content rules */
+	size_t			 clen;
+	int			 c_in_headers;
 	/* counters */
 	int			 nerrors;
 	int			 nmsgs;
