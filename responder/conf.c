@@ -287,7 +287,9 @@ set_value(struct conf *c, const struct ckey *k, const char *val,
 	switch (k->type) {
 	case CT_LONG:
 		if (util_parse_long(val, (long)k->min, (long)k->max, &l) == -1) {
-			*why = "expected a decimal number in range";
+			*why = val[0] == '0' && val[1] != '\0' ?
+			    "leading zeros are not allowed (no octal)" :
+			    "expected a decimal number in range";
 			return -1;
 		}
 		*(long *)(void *)(base + k->off) = l;

@@ -27,6 +27,7 @@
 
 #include "capture.h"
 #include "events.h"
+#include "fault.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
@@ -390,6 +391,21 @@ server_on_grace(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/* Expiry runs on a timer, never per request. */
+static void
+server_on_housekeep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	long n;
+
+	(void)loop;
+	(void)w;
+	(void)revents;
+	n = fault_expire(srv.cf->state_max_age);
+	if (n > 0)
+		log_info("state: expired %ld record(s)", n);
+	store_sync(fault.st);
+}
+
 static void
 server_stop(const char *why)
 {
@@ -470,6 +486,9 @@ server_init(struct conf *cf, const char *port_file)
 	ev_prepare_start(srv.loop, &srv.flusher);
 	ev_unref(srv.loop);
 	ev_timer_init(&srv.resume, server_on_resume, 0., 1.);
+	ev_timer_init(&srv.housekeep, server_on_housekeep, 60., 60.);
+	ev_timer_start(srv.loop, &srv.housekeep);
+	ev_unref(srv.loop);
 	ev_signal_init(&srv.sigterm, server_on_signal, SIGTERM);
 	ev_signal_init(&srv.sigint, server_on_signal, SIGINT);
 	ev_signal_init(&srv.sighup, server_on_signal, SIGHUP);

@@ -38,7 +38,7 @@
 
 #define IN_MIN		(64 * 1024)
 #define READ_CHUNK	(64 * 1024)
-#define DATA_CHECK	5.0	/* seconds between min_data_rate checks */
+#define DATA_CHECK	1.0	/* seconds between min_data_rate checks */
 #define CLINE_MAX	2048	/* content rules see this much of a line */
 
 #define CF (srv.cf)
@@ -265,6 +265,22 @@ sess_rearm(struct session *s)
 		ev_io_stop(srv.loop, &s->wr);
 }
 
+/* Make the lazy timer fire no later than `at` (an ev_now() time). */
+static void
+sess_deadline(struct session *s, double at)
+{
+	double now = ev_now(srv.loop), left;
+
+	if (s->state == SS_CLOSING)
+		return;
+	left = ev_timer_remaining(srv.loop, &s->timer);
+	if (ev_is_active(&s->timer) && now + left <= at)
+		return;
+	ev_timer_stop(srv.loop, &s->timer);
+	ev_timer_set(&s->timer, at > now ? at - now : 0.001, 0.);
+	ev_timer_start(srv.loop, &s->timer);
+}
+
 /* Write what we can; 0, or -1 when the session was closed. */
 static int
 sess_flush(struct session *s)
@@ -289,8 +305,10 @@ sess_flush(struct session *s)
 		}
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			sess_deadline(s, s->last_tx + CF->write_timeout);
 			return 0;
+		}
 		sess_close(s, "write_error");
 		return -1;
 	}
@@ -457,7 +475,7 @@ sess_reply_text(struct session *s, int code, const char *ecode,
 	if (code == 421 && !(s->flags & SF_QUIT)) {
 		/* RFC 5321 3.8: 421 closes the transmission channel */
 		s->flags |= SF_QUIT;
-		s->close_reason = "421";
+		s->close_reason = "closing_reply";
 	}
 	if (evt_enabled()) {
 		char buf[1024];
@@ -798,8 +816,10 @@ partial_line(struct session *s)
 		iobuf_consume(&s->in, len - (size_t)keep);
 		return;
 	}
-	if (s->cmd_start == 0)
+	if (s->cmd_start == 0) {
 		s->cmd_start = ev_now(srv.loop);
+		sess_deadline(s, s->cmd_start + CF->command_timeout);
+	}
 	if (len >= (size_t)CF->line_max) {
 		/* Refuse before the newline arrives, and skip the rest of
 		 * the line so its tail is never run as a command. */
@@ -840,7 +860,7 @@ bdat_bytes(struct session *s)
 		    s->bad_reason);
 	} else {
 		sess_reply(s, 250, "2.0.0", "%llu octets received",
-		    (unsigned long long)s->msg_octets);
+		    (unsigned long long)s->bdat_chunk);
 	}
 	return 1;
 }
@@ -1018,6 +1038,8 @@ msg_begin(struct session *s)
 	s->hdrlen = 0;
 	s->data_start = ev_now(srv.loop);
 	s->data_rx = 0;
+	if (CF->min_data_rate > 0)
+		sess_deadline(s, s->data_start + CF->min_rate_grace);
 	s->cap_err = 0;
 	s->flags &= ~(SF_MSG_BAD | SF_DISCARD | SF_DROP);
 	free(s->hits);
@@ -1437,6 +1459,7 @@ cmd_bdat(struct session *s, char *arg)
 		return;
 	}
 	s->bdat_left = size;
+	s->bdat_chunk = size;
 	s->bdat_last = last;
 	if (!CF->chunking || (s->state != SS_RCPT && s->state != SS_BDAT)) {
 		s->flags |= SF_DRAIN;

@@ -71,6 +71,7 @@ struct session {
 	char			*envid;
 	int			 body8, utf8;
 	uint64_t		 bdat_left;	/* bytes of chunk still to read */
+	uint64_t		 bdat_chunk;	/* size of the current chunk */
 	int			 bdat_last;
 	uint64_t		 msg_octets;
 	char			 msgid[128];

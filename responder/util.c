@@ -65,6 +65,10 @@ util_parse_long(const char *s, long min, long max, long *out)
 	if (s == NULL || *s == '\0' || !(isdigit((unsigned char)*s) ||
 	    (*s == '-' && isdigit((unsigned char)s[1]))))
 		return -1;
+	/* "042" is octal to some readers: refuse rather than guess */
+	if ((s[0] == '0' && s[1] != '\0') ||
+	    (s[0] == '-' && s[1] == '0' && s[2] != '\0'))
+		return -1;
 	errno = 0;
 	v = strtol(s, &end, 10);
 	if (errno != 0 || *end != '\0' || v < min || v > max)

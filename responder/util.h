@@ -35,7 +35,8 @@ char *xstrdup(const char *s);
  * Strict parsers.  The whole string must be consumed; leading/trailing
  * blanks are not allowed.  Each returns 0, or -1 on syntax or range error.
  *
- * util_parse_long:  decimal only ("042" is 42, "0x1f" is an error).
+ * util_parse_long:  decimal only; "042" (leading zero) and "0x1f" are
+ *                   errors.
  * util_parse_dur:   "300", "300s", "5m", "250ms", "2h", "1d", "1.5s" ->
  *                   seconds; a bare number means seconds.
  * util_parse_size:  "100", "512k", "10M", "1G" (binary multiples, case

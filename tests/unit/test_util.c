@@ -31,8 +31,9 @@ static const struct {
 } long_cases[] = {
 	{ "plain", "42", 0, 100, 0, 42 },
 	{ "zero", "0", 0, 100, 0, 0 },
-	{ "leading zero is decimal", "042", 0, 100, 0, 42 },
-	{ "010 is ten, not octal", "010", 0, 100, 0, 10 },
+	{ "leading zero refused (octal to some)", "042", 0, 100, -1, 0 },
+	{ "010 refused, never read as 8", "010", 0, 100, -1, 0 },
+	{ "-0 refused", "-05", -10, 10, -1, 0 },
 	{ "negative in range", "-5", -10, 10, 0, -5 },
 	{ "at min", "1", 1, 65535, 0, 1 },
 	{ "at max", "65535", 1, 65535, 0, 65535 },
