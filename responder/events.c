@@ -111,20 +111,30 @@ evt_close(void)
 	llen = lcap = 0;
 }
 
+/* Grow the line buffer to hold n more bytes (plus "}\n"). */
+static int
+reserve(size_t n)
+{
+	size_t nc;
+	char *p;
+
+	if (llen + n + 2 <= lcap)
+		return 0;
+	nc = lcap ? lcap : 1024;
+	while (llen + n + 2 > nc)
+		nc *= 2;
+	if ((p = realloc(line, nc)) == NULL)
+		return -1;
+	line = p;
+	lcap = nc;
+	return 0;
+}
+
 static void
 put(const char *s, size_t n)
 {
-	if (llen + n + 2 > lcap) {
-		size_t nc = lcap ? lcap : 512;
-		char *p;
-
-		while (llen + n + 2 > nc)
-			nc *= 2;
-		if ((p = realloc(line, nc)) == NULL)
-			return;
-		line = p;
-		lcap = nc;
-	}
+	if (reserve(n) == -1)
+		return;
 	memcpy(line + llen, s, n);
 	llen += n;
 }
@@ -135,37 +145,72 @@ puts_(const char *s)
 	put(s, strlen(s));
 }
 
+/* Decimal without printf: events are written for every command. */
+static void
+put_u64(uint64_t v)
+{
+	char buf[24], *p = buf + sizeof(buf);
+
+	do {
+		*--p = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	put(p, (size_t)(buf + sizeof(buf) - p));
+}
+
+/* The JSON escape of one byte that needs one; returns its length. */
+static size_t
+esc1(unsigned char c, char *o)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	o[0] = '\\';
+	switch (c) {
+	case '"': case '\\':
+		o[1] = (char)c;
+		return 2;
+	case '\n':
+		o[1] = 'n';
+		return 2;
+	case '\r':
+		o[1] = 'r';
+		return 2;
+	case '\t':
+		o[1] = 't';
+		return 2;
+	}
+	/* Bytes >= 0x80 are not checked for valid UTF-8, so they are
+	 * escaped as \u00XX to keep every line valid JSON. */
+	o[1] = 'u';
+	o[2] = '0';
+	o[3] = '0';
+	o[4] = hex[c >> 4];
+	o[5] = hex[c & 15];
+	return 6;
+}
+
+static int
+plain(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 size_t
 evt_json_quote(char *dst, size_t dstlen, const char *s, size_t len)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t i, o = 0;
+	size_t i, k, n, o = 0;
 	char tmp[8];
 
 #define OUT(c) do { if (o < dstlen) dst[o] = (c); o++; } while (0)
 	OUT('"');
 	for (i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
-		size_t k, n = 0;
 
-		if (c == '"' || c == '\\') {
-			tmp[n++] = '\\';
-			tmp[n++] = (char)c;
-		} else if (c == '\n' || c == '\r' || c == '\t') {
-			tmp[n++] = '\\';
-			tmp[n++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
-		} else if (c < 0x20 || c == 0x7f || c >= 0x80) {
-			/* Bytes >= 0x80 are not checked for valid UTF-8,
-			 * so they are escaped as \u00XX to keep JSON valid. */
-			tmp[n++] = '\\';
-			tmp[n++] = 'u';
-			tmp[n++] = '0';
-			tmp[n++] = '0';
-			tmp[n++] = hex[c >> 4];
-			tmp[n++] = hex[c & 15];
-		} else {
-			tmp[n++] = (char)c;
+		if (plain(c)) {
+			OUT((char)c);
+			continue;
 		}
+		n = esc1(c, tmp);
 		for (k = 0; k < n; k++)
 			OUT(tmp[k]);
 	}
@@ -178,21 +223,31 @@ evt_json_quote(char *dst, size_t dstlen, const char *s, size_t len)
 	return o;
 }
 
+/* Escape straight into the line: at most 6 output bytes per input byte. */
+static void
+put_escaped(const char *s, size_t len)
+{
+	size_t i, run;
+
+	if (reserve(len * 6) == -1)
+		return;
+	for (i = 0; i < len; i = run + 1) {
+		for (run = i; run < len && plain((unsigned char)s[run]); run++)
+			;
+		memcpy(line + llen, s + i, run - i);
+		llen += run - i;
+		if (run == len)
+			break;
+		llen += esc1((unsigned char)s[run], line + llen);
+	}
+}
+
 static void
 put_quoted(const char *s, size_t len)
 {
-	char small[600], *big;
-	size_t n = evt_json_quote(small, sizeof(small), s, len);
-
-	if (n < sizeof(small)) {
-		put(small, n);
-		return;
-	}
-	if ((big = malloc(n + 1)) == NULL)
-		return;
-	evt_json_quote(big, n + 1, s, len);
-	put(big, n);
-	free(big);
+	put("\"", 1);
+	put_escaped(s, len);
+	put("\"", 1);
 }
 
 static void
@@ -210,7 +265,9 @@ void
 evt_begin(const char *name)
 {
 	struct timeval tv;
-	char stamp[48];
+	char us[8];
+	long u;
+	int i;
 
 	if (evt_fd == -1)
 		return;
@@ -223,17 +280,23 @@ evt_begin(const char *name)
 		    &tm);
 		last_sec = tv.tv_sec;
 	}
-	snprintf(stamp, sizeof(stamp), "%s.%06ldZ", last_stamp,
-	    (long)tv.tv_usec);
+	u = (long)tv.tv_usec;
+	us[0] = '.';
+	for (i = 6; i >= 1; i--) {
+		us[i] = (char)('0' + u % 10);
+		u /= 10;
+	}
+	us[7] = 'Z';
 	llen = 0;
-	first_field = 1;
-	put("{", 1);
-	key_("time");
+	put("{\"time\":\"", 9);
+	puts_(last_stamp);
+	put(us, 8);
+	put("\",\"seq\":", 8);
+	put_u64(++evt_seq);
+	put(",\"event\":\"", 10);
+	puts_(name);
 	put("\"", 1);
-	puts_(stamp);
-	put("\"", 1);
-	evt_uint("seq", ++evt_seq);
-	evt_str("event", name);
+	first_field = 0;
 }
 
 void
@@ -249,6 +312,21 @@ evt_str(const char *key, const char *val)
 }
 
 void
+evt_str2(const char *key, const char *a, const char *b)
+{
+	if (evt_fd == -1)
+		return;
+	key_(key);
+	put("\"", 1);
+	if (a != NULL) {
+		put_escaped(a, strlen(a));
+		put(" ", 1);
+	}
+	put_escaped(b, strlen(b));
+	put("\"", 1);
+}
+
+void
 evt_strn(const char *key, const char *val, size_t len)
 {
 	if (evt_fd == -1)
@@ -260,23 +338,24 @@ evt_strn(const char *key, const char *val, size_t len)
 void
 evt_int(const char *key, long long v)
 {
-	char buf[32];
-
 	if (evt_fd == -1)
 		return;
 	key_(key);
-	put(buf, (size_t)snprintf(buf, sizeof(buf), "%lld", v));
+	if (v < 0) {
+		put("-", 1);
+		put_u64((uint64_t)0 - (uint64_t)v);
+	} else {
+		put_u64((uint64_t)v);
+	}
 }
 
 void
 evt_uint(const char *key, uint64_t v)
 {
-	char buf[32];
-
 	if (evt_fd == -1)
 		return;
 	key_(key);
-	put(buf, (size_t)snprintf(buf, sizeof(buf), "%" PRIu64, v));
+	put_u64(v);
 }
 
 void

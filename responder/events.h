@@ -24,6 +24,8 @@ int	 evt_enabled(void);
 /* Begin an event: {"time":"...","event":NAME,"seq":N ... */
 void	 evt_begin(const char *name);
 void	 evt_str(const char *key, const char *val);
+/* "a b" as one string (a may be NULL: just b). */
+void	 evt_str2(const char *key, const char *a, const char *b);
 /* Client bytes: escaped as JSON and truncated to max_arg bytes. */
 void	 evt_strn(const char *key, const char *val, size_t len);
 void	 evt_int(const char *key, long long v);

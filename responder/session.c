@@ -114,9 +114,13 @@ client_text(struct session *s)
 static void
 evt_sess(struct session *s, const char *name)
 {
-	char id[16];
+	static const char hex[] = "0123456789abcdef";
+	char id[9];
+	int i;
 
-	snprintf(id, sizeof(id), "%08x", s->id);
+	for (i = 0; i < 8; i++)
+		id[i] = hex[(s->id >> (28 - 4 * i)) & 15];
+	id[8] = '\0';
 	evt_begin(name);
 	evt_str("session", id);
 	evt_str("client", s->addr);
@@ -453,18 +457,25 @@ sess_reply_text(struct session *s, int code, const char *ecode,
 		text = s->ovr_text;
 	}
 	p = text;
-
+	if (!CF->enhancedstatuscodes)
+		ecode = NULL;
 	do {
+		char head[4];
 		size_t n;
 
 		nl = strchr(p, '\n');
 		n = nl ? (size_t)(nl - p) : strlen(p);
-		if (ecode != NULL && CF->enhancedstatuscodes)
-			fail |= iobuf_printf(&s->out, "%03d%c%s %.*s\r\n", code,
-			    nl ? '-' : ' ', ecode, (int)n, p);
-		else
-			fail |= iobuf_printf(&s->out, "%03d%c%.*s\r\n", code,
-			    nl ? '-' : ' ', (int)n, p);
+		head[0] = (char)('0' + code / 100 % 10);
+		head[1] = (char)('0' + code / 10 % 10);
+		head[2] = (char)('0' + code % 10);
+		head[3] = nl ? '-' : ' ';
+		fail |= iobuf_append(&s->out, head, 4);
+		if (ecode != NULL) {
+			fail |= iobuf_append(&s->out, ecode, strlen(ecode));
+			fail |= iobuf_append(&s->out, " ", 1);
+		}
+		fail |= iobuf_append(&s->out, p, n);
+		fail |= iobuf_append(&s->out, "\r\n", 2);
 		p = nl ? nl + 1 : NULL;
 	} while (p != NULL);
 	if (fail) {
@@ -478,15 +489,9 @@ sess_reply_text(struct session *s, int code, const char *ecode,
 		s->close_reason = "closing_reply";
 	}
 	if (evt_enabled()) {
-		char buf[1024];
-
-		if (ecode != NULL && CF->enhancedstatuscodes)
-			snprintf(buf, sizeof(buf), "%s %s", ecode, text);
-		else
-			snprintf(buf, sizeof(buf), "%s", text);
 		evt_sess(s, "reply");
 		evt_int("code", code);
-		evt_str("text", buf);
+		evt_str2("text", ecode, text);
 		evt_end();
 	}
 	if (s->ovr_code != 0 && text == s->ovr_text) {

@@ -22,12 +22,15 @@
 #include "unit.h"
 
 static CU_SuiteInfo suites[] = {
-	{ .pName = "util",  .pTests = util_tests },
-	{ .pName = "iobuf", .pTests = iobuf_tests },
-	{ .pName = "dscan", .pTests = dscan_tests },
-	{ .pName = "cmd",   .pTests = cmd_tests },
-	{ .pName = "conf",  .pTests = conf_tests },
-	/* faults, scenario ... go here */
+	{ .pName = "util",     .pTests = util_tests },
+	{ .pName = "iobuf",    .pTests = iobuf_tests },
+	{ .pName = "dscan",    .pTests = dscan_tests },
+	{ .pName = "cmd",      .pTests = cmd_tests },
+	{ .pName = "conf",     .pTests = conf_tests },
+	{ .pName = "match",    .pTests = match_tests },
+	{ .pName = "scenario", .pTests = scenario_tests },
+	{ .pName = "store",    .pTests = store_tests },
+	{ .pName = "fault",    .pTests = fault_tests },
 	CU_SUITE_INFO_NULL,
 };
 

@@ -1,17 +1,22 @@
 /*
  * unit.c - helpers shared by the unit tests (see unit.h)
  *
- * DESCRIPTION  Formatted assertions, a byte dumper for failure messages
- *              and fixture path lookup.  Uses nothing from responder/,
+ * DESCRIPTION  Formatted assertions, a byte dumper for failure messages,
+ *              fixture path lookup, address parsing and temporary
+ *              directories.  Uses nothing from responder/ or faults/,
  *              so a broken module cannot hide its own failures.
  *
  * SPDX-License-Identifier: MIT
  */
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "unit.h"
 
@@ -114,4 +119,74 @@ t_data_path(const char *name)
 	    (int)sizeof(path))
 		path[0] = '\0';	/* too long: fails as "no such file" */
 	return path;
+}
+
+const char *
+t_data_dir(void)
+{
+	static char	 dir[4096];
+	size_t		 n;
+
+	/* t_data_path("") is "DIR/" */
+	snprintf(dir, sizeof(dir), "%s", t_data_path(""));
+	n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		dir[--n] = '\0';
+	return dir;
+}
+
+int
+t_sa(const char *addr, struct sockaddr_storage *sa)
+{
+	struct sockaddr_in	*s4 = (struct sockaddr_in *)(void *)sa;
+	struct sockaddr_in6	*s6 = (struct sockaddr_in6 *)(void *)sa;
+
+	memset(sa, 0, sizeof(*sa));
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		return 0;
+	}
+	return -1;
+}
+
+int
+t_tmpdir(char *buf, size_t len, const char *tag)
+{
+	if (snprintf(buf, len, "/tmp/unit-%s-XXXXXX", tag) >= (int)len)
+		return -1;
+	return mkdtemp(buf) == NULL ? -1 : 0;
+}
+
+/* Removes dir and everything below it; 0, or -1 if something stayed. */
+int
+t_rmtree(const char *dir)
+{
+	DIR		*d;
+	struct dirent	*de;
+	struct stat	 st;
+	char		 p[4096];
+	int		 rc = 0;
+
+	if ((d = opendir(dir)) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (lstat(p, &st) == 0 && S_ISDIR(st.st_mode)) {
+			if (t_rmtree(p) == -1)
+				rc = -1;
+		} else if (unlink(p) == -1) {
+			rc = -1;
+		}
+	}
+	closedir(d);
+	if (rmdir(dir) == -1)
+		rc = -1;
+	return rc;
 }

@@ -9,7 +9,7 @@
  * OWNERSHIP    t_show() returns a pointer into a small ring of static
  *              buffers: valid for the next few t_show() calls only.
  *              t_data_path() returns a static buffer, valid until the
- *              next call.
+ *              next call, and so does t_data_dir().
  *
  * SPDX-License-Identifier: MIT
  */
@@ -17,6 +17,7 @@
 #define UNIT_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include <CUnit/CUnit.h>
 
@@ -40,11 +41,24 @@ const char *t_shows(const char *s);
 void	 t_set_argv0(const char *argv0);
 /* Path of a fixture file in tests/unit/data/. */
 const char *t_data_path(const char *name);
+/* The fixture directory itself, without a trailing '/' (static). */
+const char *t_data_dir(void);
+
+/* Fill *sa from an IPv4 or IPv6 address text; 0, or -1 if not one. */
+int	 t_sa(const char *addr, struct sockaddr_storage *sa);
+
+/* A fresh directory under /tmp (mkdtemp) and its recursive removal. */
+int	 t_tmpdir(char *buf, size_t len, const char *tag);
+int	 t_rmtree(const char *dir);
 
 extern CU_TestInfo util_tests[];
 extern CU_TestInfo iobuf_tests[];
 extern CU_TestInfo dscan_tests[];
 extern CU_TestInfo cmd_tests[];
 extern CU_TestInfo conf_tests[];
+extern CU_TestInfo match_tests[];
+extern CU_TestInfo scenario_tests[];
+extern CU_TestInfo store_tests[];
+extern CU_TestInfo fault_tests[];
 
 #endif
