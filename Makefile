@@ -14,10 +14,10 @@ WARN		 = -std=c11 -Wall -Wextra -Wshadow -Wpointer-arith -Wcast-qual \
 ifeq ($(WERROR),1)
 WARN		+= -Werror
 endif
+# kept apart from CFLAGS so `make CFLAGS=...` cannot drop them
 ifneq ($(SANITIZE),)
-CFLAGS		+= -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+SANFLAGS	:= -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
 		   -fno-sanitize-recover=all
-LDFLAGS		+= -fsanitize=$(SANITIZE)
 endif
 
 LIBEV_LIBS	?= -lev
@@ -28,7 +28,7 @@ CUNIT_LIBS	?= $(shell pkg-config --libs cunit 2>/dev/null || echo -lcunit)
 
 CPPFLAGS	+= -D_GNU_SOURCE -Iresponder -Ifaults $(INIPARSER_CFLAGS) \
 		   -DSCENARIO_DIR=\"$(SYSCONFDIR)/smtpfault/scenarios\"
-LDLIBS		+= $(LIBEV_LIBS) $(INIPARSER_LIBS) -llmdb -lm
+LDLIBS		+= $(LIBEV_LIBS) $(INIPARSER_LIBS) -llmdb $(OPENSSL_LIBS) -lm
 
 B		:= build
 # modules that do no I/O of their own: shared by the server and the tests
@@ -36,7 +36,8 @@ CORE_SRC	:= responder/util.c responder/log.c responder/iobuf.c \
 		   faults/match.c faults/scenario.c faults/store.c faults/fault.c \
 		   responder/dscan.c responder/cmd.c responder/conf.c \
 		   responder/events.c responder/capture.c
-SERVER_SRC	:= responder/server.c responder/session.c responder/main.c
+SERVER_SRC	:= responder/server.c responder/session.c responder/main.c \
+		   responder/tlsio.c
 UNIT_SRC	:= $(sort $(wildcard tests/unit/*.c))
 
 CORE_OBJ	:= $(CORE_SRC:%.c=$(B)/%.o)
@@ -51,13 +52,13 @@ all: $(B)/smtpfault
 
 $(B)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP -c -o $@ $<
 
 $(B)/smtpfault: $(CORE_OBJ) $(SERVER_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
 
 $(B)/unit-tests: $(CORE_OBJ) $(UNIT_OBJ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CUNIT_LIBS)
+	$(CC) $(LDFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS) $(CUNIT_LIBS)
 
 deps:
 	@sh scripts/install-deps

@@ -30,7 +30,25 @@ static const char *const act_names[FA__COUNT] = {
 	[FA_TARPIT] = "tarpit", [FA_ACCEPT] = "accept",
 	[FA_DISCARD] = "discard", [FA_DROP_AFTER_DATA] = "drop_after_data",
 	[FA_DISCONNECT_AFTER_BYTES] = "disconnect_after_bytes",
+	[FA_TLS_ABORT] = "tls_abort", [FA_TLS_RESET] = "tls_reset",
+	[FA_TLS_STALL] = "tls_stall", [FA_TLS_FAULT] = "tls_fault",
 };
+
+const char *const scn_tls_names[] = {
+	"good", "expired", "not_yet_valid", "wrong_host", "self_signed",
+	"unknown_ca", "tls1", "tls1_1", "weak_ciphers", NULL,
+};
+
+int
+scn_tls_index(const char *name)
+{
+	int i;
+
+	for (i = 0; scn_tls_names[i] != NULL; i++)
+		if (strcasecmp(name, scn_tls_names[i]) == 0)
+			return i;
+	return -1;
+}
 
 const char *
 scn_hook_name(enum fault_hook h)
@@ -269,7 +287,8 @@ rule_key(struct fault_rule *r, const char *key, const char *val,
 		if (i == FA__COUNT)
 			return "unknown action (reply, delay, hang, close, "
 			    "reset, tarpit, accept, discard, drop_after_data, "
-			    "disconnect_after_bytes)";
+			    "disconnect_after_bytes, tls_abort, tls_reset, "
+			    "tls_stall, tls_fault)";
 		r->act = (enum fault_act)i;
 	} else if (strcmp(key, "reply") == 0) {
 		free(r->ecode);
@@ -285,6 +304,13 @@ rule_key(struct fault_rule *r, const char *key, const char *val,
 		if (util_parse_dur(val, &d) == -1 || d > 30 * 86400.0)
 			return "expected a duration (e.g. 250ms, 2s, 5m)";
 		*dst = d;
+	} else if (strcmp(key, "tls_fault") == 0) {
+		if ((r->tls_fault = scn_tls_index(val)) <= 0)
+			return "expected expired, not_yet_valid, wrong_host, "
+			    "self_signed, unknown_ca, tls1, tls1_1 or "
+			    "weak_ciphers";
+		if (r->act == FA_NONE)
+			r->act = FA_TLS_FAULT;
 	} else if (strcmp(key, "tarpit_bytes") == 0) {
 		if (util_parse_long(val, 1, 65536, &r->tarpit_bytes) == -1)
 			return "expected 1 to 65536";
@@ -322,6 +348,10 @@ rule_check(struct fault_rule *r)
 	if (r->act == FA_DISCONNECT_AFTER_BYTES &&
 	    (r->hooks & ~FH_BIT(FH_DATA)))
 		return "disconnect_after_bytes works only at hook data";
+	if (r->act >= FA_TLS_ABORT && (r->hooks & ~FH_BIT(FH_STARTTLS)))
+		return "TLS actions work only at hook starttls";
+	if (r->act == FA_TLS_FAULT && r->tls_fault <= 0)
+		return "action tls_fault needs tls_fault = NAME";
 	if (r->act == FA_TARPIT && r->tarpit_interval <= 0)
 		r->tarpit_interval = 1;
 	if (r->act == FA_TARPIT && r->tarpit_bytes <= 0)
@@ -388,8 +418,9 @@ scn_add_rule(struct scenario *s, const char *sec, const char **keys,
 	s->v = v;
 	r->index = (int)s->n;
 	s->v[s->n++] = r;
-	if (r->has & (RM_ATTEMPT | RM_SINCE))
-		s->uses_state = 1;
+	/* every fired rule reports its attempt number, so any rule at all
+	 * means the hooks count attempts */
+	s->uses_state = 1;
 	if (r->has & (RM_HEADER | RM_BODY))
 		s->uses_content = 1;
 	return 0;

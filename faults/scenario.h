@@ -41,6 +41,11 @@ enum fault_act {
 	FA_DISCARD,		/* data_end: 250, but keep nothing */
 	FA_DROP_AFTER_DATA,	/* data_end: store, then close, no reply */
 	FA_DISCONNECT_AFTER_BYTES, /* data: close after N body bytes */
+	FA_TLS_ABORT,		/* starttls: 220, then close before any TLS */
+	FA_TLS_RESET,		/* starttls: 220, RST when the ClientHello comes */
+	FA_TLS_STALL,		/* starttls: 220, then never answer the hello */
+	FA_TLS_FAULT,		/* starttls: handshake with a bad certificate,
+				 * protocol or cipher set (tls_fault = NAME) */
 	FA__COUNT
 };
 
@@ -85,6 +90,7 @@ struct fault_rule {
 	long			 tarpit_bytes;
 	double			 tarpit_interval;
 	uint64_t		 after_bytes;
+	int			 tls_fault;	/* index in scn_tls_names */
 
 	char			*file;
 	int			 line;
@@ -93,7 +99,7 @@ struct fault_rule {
 struct scenario {
 	struct fault_rule	**v;
 	size_t			 n;
-	int			 uses_state;	/* some rule needs the store */
+	int			 uses_state;	/* hooks count attempts */
 	int			 uses_content;	/* header/body rules */
 };
 
@@ -123,6 +129,14 @@ int	 scn_add_rule(struct scenario *s, const char *sec, const char **keys,
 
 struct fault_rule *scn_find(struct scenario *s, const char *name);
 const char *scn_hook_name(enum fault_hook h);
+
+/*
+ * TLS fault names, in the order of tlsio's enum tls_variant:
+ * good, expired, not_yet_valid, wrong_host, self_signed, unknown_ca,
+ * tls1, tls1_1, weak_ciphers.
+ */
+extern const char *const scn_tls_names[];
+int	 scn_tls_index(const char *name);
 const char *scn_act_name(enum fault_act a);
 
 /* Parse "451 4.7.1 text" into code/ecode/text (malloc'd).  0 or -1. */

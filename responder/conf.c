@@ -31,7 +31,8 @@
 #define SCENARIO_DIR "/usr/local/etc/smtpfault/scenarios"
 #endif
 
-enum ctype { CT_LONG, CT_SIZE, CT_DUR, CT_BOOL, CT_STR, CT_LISTEN };
+enum ctype { CT_LONG, CT_SIZE, CT_DUR, CT_BOOL, CT_STR, CT_LISTEN,
+	CT_LISTEN_TLS, CT_TLSVER };
 
 struct ckey {
 	const char	*section;
@@ -49,6 +50,8 @@ struct ckey {
 static const struct ckey keys[] = {
 	{ "server", "listen", CT_LISTEN, "127.0.0.1:2525", 0, 0, 0,
 	    "SMTP listeners, comma-separated ADDR:PORT ([V6]:PORT; port 0 = any free port)" },
+	{ "server", "tls_listen", CT_LISTEN_TLS, "", 0, 0, 0,
+	    "implicit-TLS (SMTPS) listeners, comma-separated ADDR:PORT; empty = none" },
 	{ "server", "hostname", CT_STR, "", 0, 0, O(hostname),
 	    "name in the banner and replies; empty = the system host name" },
 	{ "server", "banner", CT_STR, "ESMTP smtpfault", 0, 0, O(banner),
@@ -107,6 +110,31 @@ static const struct ckey keys[] = {
 	{ "events", "max_arg", CT_LONG, "256", 16, 65536, O(events_max_arg),
 	    "client text in events is cut to this many bytes" },
 
+	{ "tls", "starttls", CT_BOOL, "yes", 0, 0, O(starttls),
+	    "advertise and accept STARTTLS (RFC 3207)" },
+	{ "tls", "require_tls", CT_BOOL, "no", 0, 0, O(require_tls),
+	    "answer MAIL before STARTTLS with 530 5.7.0" },
+	{ "tls", "cert", CT_STR, "", 0, 0, O(tls_cert),
+	    "PEM certificate (chain); empty = generate one for hostname at start" },
+	{ "tls", "key", CT_STR, "", 0, 0, O(tls_key),
+	    "PEM private key; empty = in the cert file" },
+	{ "tls", "chain", CT_STR, "", 0, 0, O(tls_chain),
+	    "PEM intermediate certificates sent after cert" },
+	{ "tls", "min_version", CT_TLSVER, "TLSv1.2", 0, 0, O(tls_min_version),
+	    "oldest protocol offered: TLSv1, TLSv1.1, TLSv1.2, TLSv1.3" },
+	{ "tls", "max_version", CT_TLSVER, "", 0, 0, O(tls_max_version),
+	    "newest protocol offered; empty = the newest OpenSSL has" },
+	{ "tls", "ciphers", CT_STR, "", 0, 0, O(tls_ciphers),
+	    "OpenSSL cipher list for TLS 1.2 and older; empty = OpenSSL's default" },
+	{ "tls", "ciphersuites", CT_STR, "", 0, 0, O(tls_ciphersuites),
+	    "TLS 1.3 cipher suites; empty = OpenSSL's default" },
+	{ "tls", "handshake_timeout", CT_DUR, "30s", 0.01, 3600,
+	    O(tls_handshake_timeout), "time a TLS handshake may take" },
+	{ "tls", "ask_client_cert", CT_BOOL, "no", 0, 0, O(tls_ask_cert),
+	    "request a client certificate (any is accepted; its subject is logged)" },
+	{ "tls", "ca_out", CT_STR, "", 0, 0, O(tls_ca_out),
+	    "write the generated CA certificate here (PEM) so clients can verify" },
+
 	{ "faults", "scenario", CT_STR, "", 0, 0, O(scenario),
 	    "scenario to load: a name from scenario_dir or a file; empty = none" },
 	{ "faults", "scenario_dir", CT_STR, SCENARIO_DIR, 0, 0,
@@ -116,7 +144,7 @@ static const struct ckey keys[] = {
 	{ "faults", "state_dir", CT_STR, "", 0, 0, O(state_dir),
 	    "directory of the persistent state (LMDB); empty = in memory" },
 	{ "faults", "hold_max", CT_DUR, "10m", 0.01, 30 * 86400.0,
-	    O(hold_max), "longest a hang holds a session" },
+	    O(hold_max), "how long a hang holds a session (a rule's hold overrides it)" },
 	{ "faults", "state_max_age", CT_DUR, "35d", 60, 3650 * 86400.0,
 	    O(state_max_age), "state records unseen this long are dropped" },
 	{ "faults", "v4_netmask", CT_LONG, "24", 0, 32, O(v4_netmask),
@@ -126,7 +154,7 @@ static const struct ckey keys[] = {
 };
 
 static const char *const sections[] = { "server", "limits", "capture",
-	"events", "faults" };
+	"events", "tls", "faults" };
 
 /* ---- errors ---- */
 
@@ -243,10 +271,11 @@ conf_parse_listen(const char *s, const char *kind, struct conf_listen *l,
 	return 0;
 }
 
-/* Split a comma/space list of listeners into c->listen. */
+/* Split a comma/space list of listeners into c->listen (or tls_listen). */
 static int
-set_listen(struct conf *c, const char *val, const char **why)
+set_listen(struct conf *c, const char *val, int tls, const char **why)
 {
+	struct conf_listen *v = tls ? c->tls_listen : c->listen;
 	char buf[1100], *tok, *save = NULL;
 	int n = 0;
 
@@ -261,9 +290,14 @@ set_listen(struct conf *c, const char *val, const char **why)
 			*why = "too many listeners";
 			return -1;
 		}
-		if (conf_parse_listen(tok, "smtp", &c->listen[n], why) == -1)
+		if (conf_parse_listen(tok, tls ? "smtps" : "smtp", &v[n],
+		    why) == -1)
 			return -1;
 		n++;
+	}
+	if (tls) {
+		c->ntls_listen = n;
+		return 0;
 	}
 	if (n == 0) {
 		*why = "at least one listener is needed";
@@ -328,7 +362,30 @@ set_value(struct conf *c, const struct ckey *k, const char *val,
 		break;
 	}
 	case CT_LISTEN:
-		return set_listen(c, val, why);
+		return set_listen(c, val, 0, why);
+	case CT_LISTEN_TLS:
+		return set_listen(c, val, 1, why);
+	case CT_TLSVER: {
+		static const char *const ok[] = { "", "TLSv1", "TLSv1.0",
+		    "TLSv1.1", "TLSv1.2", "TLSv1.3" };
+		char **dst = (char **)(void *)(base + k->off), *nv;
+		size_t i;
+
+		for (i = 0; i < NELEM(ok); i++)
+			if (strcasecmp(val, ok[i]) == 0)
+				break;
+		if (i == NELEM(ok)) {
+			*why = "expected TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3";
+			return -1;
+		}
+		if ((nv = strdup(ok[i])) == NULL) {
+			*why = "out of memory";
+			return -1;
+		}
+		free(*dst);
+		*dst = nv;
+		break;
+	}
 	}
 	return 0;
 }
@@ -368,7 +425,7 @@ conf_free(struct conf *c)
 	if (c == NULL || --c->refs > 0)
 		return;
 	for (i = 0; i < NELEM(keys); i++)
-		if (keys[i].type == CT_STR)
+		if (keys[i].type == CT_STR || keys[i].type == CT_TLSVER)
 			free(*(char **)(void *)((char *)c + keys[i].off));
 	scn_free(c->scn);
 	free(c->scenario_file);

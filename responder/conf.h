@@ -70,6 +70,18 @@ struct conf {
 	char		*events_file;	/* "-" stdout, "" off */
 	long		 events_max_arg;
 
+	/* [tls] */
+	int		 starttls;	/* advertise and accept STARTTLS */
+	int		 require_tls;	/* 530 5.7.0 to MAIL before TLS */
+	char		*tls_cert, *tls_key, *tls_chain;
+	char		*tls_min_version, *tls_max_version;
+	char		*tls_ciphers, *tls_ciphersuites;
+	char		*tls_ca_out;	/* write the generated CA here */
+	double		 tls_handshake_timeout;
+	int		 tls_ask_cert;
+	struct conf_listen tls_listen[CONF_MAX_LISTEN];
+	int		 ntls_listen;
+
 	/* [faults] */
 	char		*scenario;	/* name or file; "" none */
 	char		*scenario_dir;

@@ -22,6 +22,7 @@
 #include "fault.h"
 #include "log.h"
 #include "server.h"
+#include "tlsio.h"
 #include "util.h"
 
 #define SMTPFAULT_VERSION "0.1.0"
@@ -48,7 +49,10 @@ usage(FILE *fp)
 "      --seed N           seed of the fault generator (default: from clock)\n"
 "      --listen ADDR:PORT SMTP listener; repeatable; [V6]:PORT for IPv6,\n"
 "                         port 0 = any free port (default 127.0.0.1:2525)\n"
+"      --listen-tls ADDR:PORT  implicit-TLS (SMTPS) listener; repeatable\n"
 "      --port-file FILE   write \"smtp ADDR:PORT\" per listener once bound\n"
+"                         (\"smtps ADDR:PORT\" for implicit TLS)\n"
+"      --tls-ca-out FILE  write the CA of the generated certificate (PEM)\n"
 "      --events FILE|-    event stream, JSON lines (default -: stdout)\n"
 "      --capture DIR      keep accepted messages in a Maildir\n"
 "      --hostname NAME    name in the banner and replies\n"
@@ -68,7 +72,8 @@ add_override(const char *section, const char *key, const char *val)
 	for (i = 0; i < novr; i++) {
 		if (strcmp(ovr[i].section, section) == 0 &&
 		    strcmp(ovr[i].key, key) == 0) {
-			if (strcmp(key, "listen") == 0) {
+			if (strcmp(key, "listen") == 0 ||
+			    strcmp(key, "tls_listen") == 0) {
 				char *j;
 
 				if (asprintf(&j, "%s,%s", ovr[i].val, val) ==
@@ -161,6 +166,13 @@ reload(void)
 			log_warnx("reload: listener changes need a restart");
 		if (strcmp(c->state_dir, srv.cf->state_dir) != 0)
 			log_warnx("reload: a new state_dir needs a restart");
+		if (strcmp(c->tls_cert, srv.cf->tls_cert) != 0 ||
+		    strcmp(c->tls_key, srv.cf->tls_key) != 0 ||
+		    strcmp(c->tls_min_version, srv.cf->tls_min_version) != 0 ||
+		    strcmp(c->tls_max_version, srv.cf->tls_max_version) != 0 ||
+		    strcmp(c->tls_ciphers, srv.cf->tls_ciphers) != 0)
+			log_warnx("reload: TLS certificate and protocol "
+			    "changes need a restart");
 		if (apply_outputs(c) == -1) {
 			ok = 0;
 			conf_free(c);
@@ -187,12 +199,14 @@ int
 main(int argc, char *argv[])
 {
 	enum { O_LISTEN = 256, O_PORTFILE, O_EVENTS, O_CAPTURE, O_HOSTNAME,
-	    O_CHECK, O_VERSION, O_DUMP, O_SEED };
+	    O_CHECK, O_VERSION, O_DUMP, O_SEED, O_LISTEN_TLS, O_CA_OUT };
 	static const struct option lopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "scenario", required_argument, NULL, 's' },
 		{ "seed", required_argument, NULL, O_SEED },
 		{ "listen", required_argument, NULL, O_LISTEN },
+		{ "listen-tls", required_argument, NULL, O_LISTEN_TLS },
+		{ "tls-ca-out", required_argument, NULL, O_CA_OUT },
 		{ "port-file", required_argument, NULL, O_PORTFILE },
 		{ "events", required_argument, NULL, O_EVENTS },
 		{ "capture", required_argument, NULL, O_CAPTURE },
@@ -230,6 +244,12 @@ main(int argc, char *argv[])
 			break;
 		case O_LISTEN:
 			add_override("server", "listen", optarg);
+			break;
+		case O_LISTEN_TLS:
+			add_override("server", "tls_listen", optarg);
+			break;
+		case O_CA_OUT:
+			add_override("tls", "ca_out", optarg);
 			break;
 		case O_PORTFILE:
 			port_file = optarg;
@@ -276,10 +296,23 @@ main(int argc, char *argv[])
 		conf_errs_free(&errs);
 		return 2;
 	}
+	if (tlsio_init(cf, ferr, sizeof(ferr)) == -1) {
+		fprintf(stderr, "smtpfault: TLS: %s\n", ferr);
+		conf_free(cf);
+		return 2;
+	}
 	if (check) {
 		printf("configuration OK\n");
+		tlsio_free();
 		conf_free(cf);
 		return 0;
+	}
+	if (cf->tls_ca_out[0] != '\0' && tlsio_write_ca(cf->tls_ca_out) == -1) {
+		fprintf(stderr, "smtpfault: [tls] ca_out = %s: %s\n",
+		    cf->tls_ca_out, strerror(errno));
+		tlsio_free();
+		conf_free(cf);
+		return 2;
 	}
 	seed = cf->seed[0] ? strtoull(cf->seed, NULL, 10) : fault_clock_seed();
 	if (fault_init(cf->state_dir, seed, (int)cf->v4_netmask,
@@ -316,6 +349,7 @@ main(int argc, char *argv[])
 	    (long)getpid());
 	server_run();
 	server_free();
+	tlsio_free();
 	fault_close();
 	conf_free(srv.cf);
 	evt_close();

@@ -330,6 +330,11 @@ server_session_gone(struct session *s)
 {
 	srv.nsessions--;
 	server_client_del(&s->sa);
+	if (srv.stopping && srv.nsessions == 0) {
+		/* the listeners keep the loop alive: end it here */
+		ev_break(srv.loop, EVBREAK_ALL);
+		return;
+	}
 	if (srv.paused && !srv.stopping) {
 		if (srv.reserve_fd == -1)
 			srv.reserve_fd = open("/dev/null", O_RDONLY |
@@ -415,7 +420,8 @@ server_stop(const char *why)
 		return;
 	srv.stopping = 1;
 	log_info("stopping on %s: %ld session(s)", why, srv.nsessions);
-	listeners_set(0);
+	/* Listeners stay open until exit: a client that connects now gets
+	 * "421 4.3.2" from server_on_accept, not a silent hang. */
 	for (s = TAILQ_FIRST(&srv.sessions); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
 		sess_shutdown(s);
@@ -463,9 +469,17 @@ server_init(struct conf *cf, const char *port_file)
 	TAILQ_INIT(&srv.sessions);
 	TAILQ_INIT(&srv.reap);
 	srv.reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	for (i = 0; i < cf->nlisten; i++) {
-		if (listener_open(&srv.lst[i], &cf->listen[i]) == -1)
+	for (i = 0; i < cf->nlisten + cf->ntls_listen; i++) {
+		const struct conf_listen *cl = i < cf->nlisten ?
+		    &cf->listen[i] : &cf->tls_listen[i - cf->nlisten];
+
+		if (srv.nlst == CONF_MAX_LISTEN) {
+			log_warnx("too many listeners");
 			return -1;
+		}
+		if (listener_open(&srv.lst[srv.nlst], cl) == -1)
+			return -1;
+		srv.lst[srv.nlst].tls = i >= cf->nlisten;
 		srv.nlst++;
 	}
 	for (i = 0; i < srv.nlst; i++) {

@@ -27,7 +27,8 @@ struct session;
 struct listener {
 	ev_io		 io;
 	int		 fd;
-	char		 kind[8];	/* "smtp" */
+	char		 kind[8];	/* "smtp" or "smtps" */
+	int		 tls;		/* implicit TLS */
 	char		 name[96];	/* "127.0.0.1:40123" as bound */
 };
 

@@ -29,11 +29,14 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <openssl/err.h>
+
 #include "conf.h"
 #include "events.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
+#include "tlsio.h"
 #include "util.h"
 
 #define IN_MIN		(64 * 1024)
@@ -54,6 +57,10 @@ static void	sess_on_ftimer(struct ev_loop *, ev_timer *, int);
 static int	sess_fault(struct session *, enum fault_hook, const char *,
     const char *, size_t);
 static void	sess_greet(struct session *);
+static void	ovr_clear(struct session *);
+static void	sess_tls_begin(struct session *);
+static void	sess_tls_step(struct session *);
+static int	tls_accept_any(int, X509_STORE_CTX *);
 static void	sess_process(struct session *);
 static void	sess_rearm(struct session *);
 static int	sess_flush(struct session *);
@@ -158,6 +165,12 @@ sess_new(struct listener *l, int fd, const struct sockaddr_storage *sa,
 	evt_end();
 
 	s->state = SS_GREETING;
+	if (l->tls) {
+		/* implicit TLS: the banner goes out once TLS is up */
+		s->tls_variant = TV_GOOD;
+		sess_tls_begin(s);
+		return s;
+	}
 	sess_greet(s);
 	if (s->state != SS_CLOSING && sess_flush(s) == 0)
 		sess_rearm(s);
@@ -184,6 +197,16 @@ sess_close(struct session *s, const char *reason)
 	evt_end();
 	log_debug("%08x smtp close reason=%s", s->id, reason);
 	s->state = SS_CLOSING;
+	if (s->ssl != NULL) {
+		/* one best-effort close_notify; never after a fatal error */
+		if ((s->flags & SF_TLS) && !(s->flags & SF_TLS_FATAL)) {
+			ERR_clear_error();
+			SSL_shutdown(s->ssl);
+		}
+		ERR_clear_error();
+		SSL_free(s->ssl);
+		s->ssl = NULL;
+	}
 	if (s->fd != -1) {
 		close(s->fd);
 		s->fd = -1;
@@ -255,10 +278,16 @@ sess_rearm(struct session *s)
 
 	if (s->state == SS_CLOSING)
 		return;
-	want_wr = iobuf_len(&s->out) > 0 && !(s->flags & SF_TARPIT);
-	want_rd = !(s->flags & (SF_QUIT | SF_READ_EOF)) &&
-	    iobuf_room(&s->in) > 0 &&
-	    iobuf_len(&s->out) < CF->out_max / 2;
+	if (s->state == SS_TLS) {
+		want_rd = s->hs_want == EV_READ;
+		want_wr = s->hs_want == EV_WRITE;
+	} else {
+		want_wr = (iobuf_len(&s->out) > 0 && !(s->flags & SF_TARPIT)) ||
+		    s->rd_wants_wr;
+		want_rd = (!(s->flags & (SF_QUIT | SF_READ_EOF | SF_STARTTLS)) &&
+		    iobuf_room(&s->in) > 0 &&
+		    iobuf_len(&s->out) < CF->out_max / 2) || s->wr_wants_rd;
+	}
 	if (want_rd && !ev_is_active(&s->rd))
 		ev_io_start(srv.loop, &s->rd);
 	else if (!want_rd && ev_is_active(&s->rd))
@@ -267,6 +296,83 @@ sess_rearm(struct session *s)
 		ev_io_start(srv.loop, &s->wr);
 	else if (!want_wr && ev_is_active(&s->wr))
 		ev_io_stop(srv.loop, &s->wr);
+	/* bytes OpenSSL already decrypted are invisible to epoll */
+	if (want_rd && s->ssl != NULL && s->state != SS_TLS &&
+	    SSL_has_pending(s->ssl))
+		ev_feed_event(srv.loop, &s->rd, EV_READ);
+}
+
+/* ---- raw I/O: the socket, or TLS over it ---- */
+
+static void
+tls_failed(struct session *s, const char *where)
+{
+	char why[256];
+
+	s->flags |= SF_TLS_FATAL;
+	tlsio_error(why, sizeof(why));
+	evt_sess(s, "tls_error");
+	evt_str("stage", where);
+	evt_str("reason", why);
+	evt_end();
+	log_debug("%08x tls %s failed: %s", s->id, where, why);
+}
+
+/*
+ * >0 bytes, 0 end of stream, -1 with errno: EAGAIN (wait; TLS may want
+ * the other direction, see rd_wants_wr) or a real error.
+ */
+static ssize_t
+sess_io_read(struct session *s, char *p, size_t n)
+{
+	int r;
+
+	if (s->ssl == NULL)
+		return recv(s->fd, p, n, 0);
+	ERR_clear_error();
+	if ((r = SSL_read(s->ssl, p, (int)(n > INT32_MAX ? INT32_MAX : n))) > 0)
+		return r;
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_WANT_WRITE:
+		s->rd_wants_wr = 1;
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;	/* close_notify, or EOF (IGNORE_UNEXPECTED_EOF) */
+	default:
+		tls_failed(s, "read");
+		errno = EPROTO;
+		return -1;
+	}
+}
+
+static ssize_t
+sess_io_write(struct session *s, const char *p, size_t n)
+{
+	int r;
+
+	if (s->ssl == NULL)
+		return send(s->fd, p, n, MSG_NOSIGNAL);
+	ERR_clear_error();
+	if ((r = SSL_write(s->ssl, p, (int)(n > INT32_MAX ? INT32_MAX :
+	    n))) > 0)
+		return r;
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_WANT_WRITE:
+		errno = EAGAIN;
+		return -1;
+	case SSL_ERROR_WANT_READ:
+		s->wr_wants_rd = 1;
+		errno = EAGAIN;
+		return -1;
+	default:
+		tls_failed(s, "write");
+		errno = EPROTO;
+		return -1;
+	}
 }
 
 /* Make the lazy timer fire no later than `at` (an ev_now() time). */
@@ -298,8 +404,8 @@ sess_flush(struct session *s)
 		return 0;
 	}
 	while (iobuf_len(&s->out) > 0) {
-		ssize_t n = send(s->fd, iobuf_data(&s->out),
-		    iobuf_len(&s->out), MSG_NOSIGNAL);
+		ssize_t n = sess_io_write(s, iobuf_data(&s->out),
+		    iobuf_len(&s->out));
 
 		if (n > 0) {
 			iobuf_consume(&s->out, (size_t)n);
@@ -320,6 +426,12 @@ sess_flush(struct session *s)
 		sess_close(s, s->close_reason ? s->close_reason : "quit");
 		return -1;
 	}
+	if (s->flags & SF_STARTTLS) {
+		/* the 220 is out in plaintext: now the handshake */
+		s->flags &= ~SF_STARTTLS;
+		sess_tls_begin(s);
+		return s->state == SS_CLOSING ? -1 : 0;
+	}
 	return 0;
 }
 
@@ -330,6 +442,15 @@ sess_on_write(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (s->state == SS_TLS) {
+		sess_tls_step(s);
+		return;
+	}
+	if (s->rd_wants_wr) {
+		/* SSL_read could not go on without writing */
+		s->rd_wants_wr = 0;
+		ev_feed_event(srv.loop, &s->rd, EV_READ);
+	}
 	if (sess_flush(s) == -1)
 		return;
 	/* Output drained below the mark: read and run what was waiting. */
@@ -346,18 +467,30 @@ sess_on_read(struct ev_loop *loop, ev_io *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	if (s->state == SS_TLS) {
+		sess_tls_step(s);
+		return;
+	}
+	if (s->wr_wants_rd) {
+		/* SSL_write could not go on without reading */
+		s->wr_wants_rd = 0;
+		if (sess_flush(s) == -1)
+			return;
+	}
 	if ((p = iobuf_reserve(&s->in, READ_CHUNK, &avail)) == NULL) {
 		sess_rearm(s);
 		return;
 	}
-	n = recv(s->fd, p, avail, 0);
+	n = sess_io_read(s, p, avail);
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
 			if (iobuf_len(&s->in) == 0)
 				iobuf_free(&s->in);
+			sess_rearm(s);
 			return;
 		}
-		sess_close(s, errno == ECONNRESET ? "reset" : "read_error");
+		sess_close(s, errno == ECONNRESET ? "reset" : errno == EPROTO ?
+		    "tls_error" : "read_error");
 		return;
 	}
 	if (n == 0) {
@@ -404,6 +537,11 @@ sess_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	double now = ev_now(loop), next;
 
 	(void)revents;
+	if (s->state == SS_TLS && !(s->flags & SF_HANG) &&
+	    now - s->hs_start >= CF->tls_handshake_timeout) {
+		sess_close(s, "tls_timeout");
+		return;
+	}
 	if (iobuf_len(&s->out) > 0 && now - s->last_tx >= CF->write_timeout) {
 		sess_close(s, "write_timeout");
 		return;
@@ -429,6 +567,9 @@ sess_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	next = s->last_rx + CF->idle_timeout;
+	if (s->state == SS_TLS && s->hs_start + CF->tls_handshake_timeout <
+	    next)
+		next = s->hs_start + CF->tls_handshake_timeout;
 	if (iobuf_len(&s->out) > 0 && s->last_tx + CF->write_timeout < next)
 		next = s->last_tx + CF->write_timeout;
 	if (s->cmd_start > 0 && s->cmd_start + CF->command_timeout < next)
@@ -494,12 +635,20 @@ sess_reply_text(struct session *s, int code, const char *ecode,
 		evt_str2("text", ecode, text);
 		evt_end();
 	}
-	if (s->ovr_code != 0 && text == s->ovr_text) {
-		s->ovr_code = 0;
-		free(s->ovr_ecode);
-		free(s->ovr_text);
-		s->ovr_ecode = s->ovr_text = NULL;
-	}
+	if (s->ovr_code != 0 && text == s->ovr_text)
+		ovr_clear(s);
+}
+
+/* A rule's 2xx words apply to one reply of one command, no more. */
+static void
+ovr_clear(struct session *s)
+{
+	if (s->ovr_code == 0)
+		return;
+	s->ovr_code = 0;
+	free(s->ovr_ecode);
+	free(s->ovr_text);
+	s->ovr_ecode = s->ovr_text = NULL;
 }
 
 static void
@@ -546,7 +695,7 @@ fault_ctx_fill(struct session *s, enum fault_hook h, const char *a1,
 	c->rcpts = s->rcpt;
 	c->nrcpt = s->nrcpt;
 	c->size = h == FH_DATA_END ? s->msg_octets : s->decl_size;
-	c->tls = 0;
+	c->tls = (s->flags & SF_TLS) != 0;
 	c->hits = s->hits;
 	c->nhits = s->nhits;
 }
@@ -654,6 +803,13 @@ fault_apply(struct session *s, enum fault_hook h, struct fault_decision *d,
 		s->flags |= SF_CUT;
 		s->cut_after = r->after_bytes;
 		s->cut_rx = 0;
+		return 0;
+	case FA_TLS_ABORT:
+	case FA_TLS_RESET:
+	case FA_TLS_STALL:
+	case FA_TLS_FAULT:
+		s->tls_mode = d->act;
+		s->tls_variant = d->act == FA_TLS_FAULT ? r->tls_fault : TV_GOOD;
 		return 0;
 	case FA_TARPIT:
 		s->flags |= SF_TARPIT;
@@ -803,6 +959,181 @@ sess_on_ftimer(struct ev_loop *loop, ev_timer *w, int revents)
 	sess_process(s);
 }
 
+/* ---- TLS ---- */
+
+/* A requested client certificate is recorded, never judged. */
+static int
+tls_accept_any(int ok, X509_STORE_CTX *x)
+{
+	(void)ok;
+	(void)x;
+	return 1;
+}
+
+static void
+evt_tls(struct session *s)
+{
+	const char *sni = SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
+	X509 *peer = SSL_get1_peer_certificate(s->ssl);
+	char subj[256] = "";
+	int bits = 0;
+
+	if (peer != NULL) {
+		X509_NAME_oneline(X509_get_subject_name(peer), subj,
+		    sizeof(subj));
+		X509_free(peer);
+	}
+	SSL_get_cipher_bits(s->ssl, &bits);
+	evt_sess(s, "tls");
+	evt_str("protocol", SSL_get_version(s->ssl));
+	evt_str("cipher", SSL_get_cipher_name(s->ssl));
+	evt_int("bits", bits);
+	if (sni != NULL)
+		evt_strn("sni", sni, strlen(sni));
+	else
+		evt_raw("sni", "null");
+	if (subj[0] != '\0')
+		evt_strn("client_cert", subj, strlen(subj));
+	evt_str("certificate", tlsio_variant_name(
+	    (enum tls_variant)s->tls_variant));
+	evt_end();
+}
+
+/* The handshake finished: RFC 3207 4.2, forget everything said before. */
+static void
+tls_done(struct session *s)
+{
+	int implicit = s->lst != NULL && s->lst->tls;
+
+	s->flags |= SF_TLS;
+	s->hs_want = 0;
+	snprintf(s->tls_info, sizeof(s->tls_info), "%s:%s",
+	    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
+	evt_tls(s);
+	tx_reset(s);
+	free(s->helo);
+	s->helo = NULL;
+	s->flags &= ~SF_EHLO;
+	s->last_rx = ev_now(srv.loop);
+	if (implicit) {
+		s->state = SS_GREETING;
+		sess_greet(s);
+	} else {
+		sess_set_state(s, SS_INIT);
+	}
+	if (s->state == SS_CLOSING)
+		return;
+	sess_process(s);
+}
+
+/* Drive the handshake one step; the fault modes never create TLS. */
+static void
+sess_tls_step(struct session *s)
+{
+	char junk[4096];
+	ssize_t n;
+	int r;
+
+	if (s->ssl == NULL) {
+		/* tls_reset / tls_stall: the ClientHello is here */
+		n = recv(s->fd, junk, sizeof(junk), 0);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			sess_close(s, "client_gone");
+			return;
+		}
+		if (n > 0 && s->tls_mode == FA_TLS_RESET)
+			sess_reset(s, "fault_tls_reset");
+		return;
+	}
+	ERR_clear_error();
+	if ((r = SSL_do_handshake(s->ssl)) == 1) {
+		tls_done(s);
+		return;
+	}
+	switch (SSL_get_error(s->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		s->hs_want = EV_READ;
+		break;
+	case SSL_ERROR_WANT_WRITE:
+		s->hs_want = EV_WRITE;
+		break;
+	default:
+		/* never fall back to plaintext: the session ends here */
+		tls_failed(s, "handshake");
+		sess_close(s, "tls_failed");
+		return;
+	}
+	sess_rearm(s);
+}
+
+static void
+sess_tls_begin(struct session *s)
+{
+	SSL_CTX *ctx = tlsio_ctx((enum tls_variant)s->tls_variant);
+
+	s->hs_start = ev_now(srv.loop);
+	s->state = SS_TLS;
+	sess_deadline(s, s->hs_start + CF->tls_handshake_timeout);
+	if (s->tls_mode == FA_TLS_ABORT) {
+		sess_close(s, "fault_tls_abort");
+		return;
+	}
+	if (s->tls_mode == FA_TLS_RESET || s->tls_mode == FA_TLS_STALL) {
+		if (s->tls_mode == FA_TLS_STALL) {
+			s->flags |= SF_HANG;
+			ev_timer_set(&s->ftimer, CF->hold_max, 0.);
+			ev_timer_start(srv.loop, &s->ftimer);
+		}
+		s->hs_want = EV_READ;
+		sess_rearm(s);
+		return;
+	}
+	if (ctx == NULL || (s->ssl = SSL_new(ctx)) == NULL ||
+	    !SSL_set_fd(s->ssl, s->fd)) {
+		tls_failed(s, "setup");
+		sess_close(s, "tls_failed");
+		return;
+	}
+	if (CF->tls_ask_cert)
+		SSL_set_verify(s->ssl, SSL_VERIFY_PEER, tls_accept_any);
+	SSL_set_accept_state(s->ssl);
+	/* the ClientHello may already be waiting */
+	sess_tls_step(s);
+}
+
+static void
+cmd_starttls(struct session *s, char *arg)
+{
+	size_t dropped;
+
+	if (!CF->starttls || (s->lst != NULL && s->lst->tls) ||
+	    tlsio_ctx(TV_GOOD) == NULL) {
+		sess_error(s, 502, "5.5.1", "Error: command not implemented");
+		return;
+	}
+	if (s->flags & SF_TLS) {
+		sess_error(s, 503, "5.5.1", "Error: TLS already active");
+		return;
+	}
+	if (*arg != '\0') {
+		sess_error(s, 501, "5.5.4", "Syntax: STARTTLS");
+		return;
+	}
+	s->tls_mode = 0;
+	s->tls_variant = TV_GOOD;
+	if (sess_fault(s, FH_STARTTLS, NULL, dline, dlen))
+		return;
+	sess_reply(s, 220, "2.0.0", "Ready to start TLS");
+	/* CVE-2011-0411: what came after STARTTLS in plaintext is dropped */
+	if ((dropped = iobuf_len(&s->in)) > 0) {
+		iobuf_clear(&s->in);
+		evt_sess(s, "tls_injection");
+		evt_uint("discarded", dropped);
+		evt_end();
+	}
+	s->flags |= SF_STARTTLS;
+}
+
 /* ---- input processing ---- */
 
 /* Command mode: no complete line is buffered. */
@@ -908,8 +1239,8 @@ data_bytes(struct session *s)
 static void
 sess_process(struct session *s)
 {
-	while (s->state != SS_CLOSING &&
-	    !(s->flags & (SF_QUIT | SF_DELAYED | SF_HANG)) &&
+	while (s->state != SS_CLOSING && s->state != SS_TLS &&
+	    !(s->flags & (SF_QUIT | SF_DELAYED | SF_HANG | SF_STARTTLS)) &&
 	    !((s->flags & SF_TARPIT) && iobuf_len(&s->out) > 0) &&
 	    iobuf_len(&s->out) < CF->out_max / 2) {
 		char *line;
@@ -1024,10 +1355,13 @@ capture_headers(struct session *s)
 		    (size_t)n : sizeof(buf) - 1);
 	}
 	n = snprintf(buf, sizeof(buf),
-	    "Received: from %s (%s [%s])\r\n\tby %s (smtpfault) with %s "
+	    "Received: from %s (%s [%s])\r\n\tby %s (smtpfault) with %s%s%s%s%s "
 	    "id %08X%04X;\r\n\t%s\r\n",
 	    s->helo ? s->helo : "unknown", s->addr, s->addr, CF->hostname,
 	    (s->flags & SF_EHLO) ? (s->utf8 ? "UTF8SMTP" : "ESMTP") : "SMTP",
+	    (s->flags & SF_TLS) ? "S" : "",
+	    (s->flags & SF_TLS) ? " (" : "", (s->flags & SF_TLS) ?
+	    s->tls_info : "", (s->flags & SF_TLS) ? ")" : "",
 	    s->id, (unsigned)s->nmsgs + 1, date);
 	capture_write(&s->cap, buf, (size_t)n < sizeof(buf) ? (size_t)n :
 	    sizeof(buf) - 1);
@@ -1326,7 +1660,7 @@ static void
 cmd_ehlo(struct session *s, char *arg, int ehlo)
 {
 	struct cmd_err e;
-	char *name;
+	char *name, greet[512];
 
 	if (cmd_parse_helo(arg, &name, &e) == -1) {
 		sess_error(s, e.code, e.ecode, ehlo ? e.text :
@@ -1347,9 +1681,19 @@ cmd_ehlo(struct session *s, char *arg, int ehlo)
 		sess_reply(s, 250, NULL, "%s", CF->hostname);
 		return;
 	}
-	sess_reply(s, 250, NULL, "%s greets %.64s\n%s%s%s"
+	if (s->ovr_code != 0) {
+		/* a rule's words replace the greeting line, not the keywords */
+		snprintf(greet, sizeof(greet), "%s", s->ovr_text);
+		ovr_clear(s);
+	} else {
+		snprintf(greet, sizeof(greet), "%s greets %.64s", CF->hostname,
+		    name);
+	}
+	sess_reply(s, 250, NULL, "%s\n%s%s%s%s"
 	    "SIZE %llu\n%s%s%s%s",
-	    CF->hostname, name,
+	    greet,
+	    CF->starttls && !(s->flags & SF_TLS) && tlsio_ctx(TV_GOOD) &&
+	    !(s->lst && s->lst->tls) ? "STARTTLS\n" : "",
 	    CF->pipelining ? "PIPELINING\n" : "",
 	    CF->enhancedstatuscodes ? "ENHANCEDSTATUSCODES\n" : "",
 	    CF->eightbitmime ? "8BITMIME\n" : "",
@@ -1366,6 +1710,11 @@ cmd_mail(struct session *s, char *arg)
 	struct cmd_path p;
 	struct cmd_err e;
 
+	if (CF->require_tls && !(s->flags & SF_TLS)) {
+		sess_error(s, 530, "5.7.0", "Must issue a STARTTLS command "
+		    "first");
+		return;
+	}
 	if (cmd_parse_mail(arg, sess_exts(), &p, &e) == -1) {
 		sess_error(s, e.code, e.ecode, e.text);
 		return;
@@ -1590,9 +1939,10 @@ sess_dispatch(struct session *s, char *line, size_t len)
 		    "DATA BDAT RSET NOOP VRFY HELP QUIT");
 		break;
 	case CMD_STARTTLS:
+		cmd_starttls(s, arg);
+		break;
 	case CMD_AUTH:
-		if (sess_fault(s, c->id == CMD_AUTH ? FH_AUTH : FH_STARTTLS,
-		    NULL, dline, dlen))
+		if (sess_fault(s, FH_AUTH, NULL, dline, dlen))
 			break;
 		if (s->ovr_code != 0) {
 			/* a rule answers what the core does not implement */
@@ -1610,4 +1960,5 @@ sess_dispatch(struct session *s, char *line, size_t len)
 		sess_error(s, 500, "5.5.2", "Error: command not recognized");
 		break;
 	}
+	ovr_clear(s);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include <ev.h>
+#include <openssl/ssl.h>
 
 #include "capture.h"
 #include "cmd.h"
@@ -37,6 +38,9 @@ struct listener;
 #define SF_DISCARD	0x2000	/* data_end: answer 250, keep nothing */
 #define SF_DROP		0x4000	/* data_end: keep, then close unanswered */
 #define SF_CUT		0x8000	/* disconnect after cut_after bytes */
+#define SF_TLS		0x10000	/* TLS is up */
+#define SF_STARTTLS	0x20000	/* 220 queued: handshake once flushed */
+#define SF_TLS_FATAL	0x40000	/* no close_notify may be sent */
 
 struct session {
 	TAILQ_ENTRY(session)	 entry;
@@ -82,6 +86,15 @@ struct session {
 	struct dscan		 ds;
 	struct capture_tx	 cap;
 	int			 cap_err;	/* errno of a failed capture */
+	/* TLS */
+	SSL			*ssl;
+	int			 hs_want;	/* handshake waits for: EV_READ... */
+	int			 rd_wants_wr;	/* SSL_read needs the socket writable */
+	int			 wr_wants_rd;	/* SSL_write needs it readable */
+	int			 tls_mode;	/* FA_TLS_* chosen at STARTTLS */
+	int			 tls_variant;	/* enum tls_variant */
+	double			 hs_start;
+	char			 tls_info[96];	/* "TLSv1.3:TLS_AES_256_GCM_SHA384" */
 	/* faults */
 	struct conf		*pcf;		/* holds the pending rule alive */
 	struct fault_decision	 pending;
