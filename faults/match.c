@@ -105,14 +105,18 @@ cidr_list_free(struct cidr_list *l)
 typedef int (*entry_fn)(void *, const char *, char *, size_t);
 
 static int
-each_entry(const char *val, const char *basedir, entry_fn fn, void *arg,
-    char *err, size_t errlen)
+each_entry(const char *val, const char *basedir, int at_pattern, entry_fn fn,
+    void *arg, char *err, size_t errlen)
 {
 	char buf[1100], *tok, *save = NULL, path[4096], line[1024];
 	int lineno = 0, rc = 0;
 	FILE *fp;
 
-	if (val[0] != '@') {
+	/*
+	 * "@file" is a list file.  Where "@example.com" is also a valid
+	 * pattern (globs), a list file needs a '/': "@./senders.txt".
+	 */
+	if (val[0] != '@' || (at_pattern && strchr(val, '/') == NULL)) {
 		if (strlen(val) >= sizeof(buf)) {
 			snprintf(err, errlen, "value too long");
 			return -1;
@@ -186,7 +190,7 @@ cidr_list_parse(struct cidr_list *l, const char *val, const char *basedir,
     char *err, size_t errlen)
 {
 	memset(l, 0, sizeof(*l));
-	if (each_entry(val, basedir, add_cidr, l, err, errlen) == -1) {
+	if (each_entry(val, basedir, 0, add_cidr, l, err, errlen) == -1) {
 		cidr_list_free(l);
 		return -1;
 	}
@@ -217,7 +221,7 @@ glob_list_parse(struct glob_list *l, const char *val, const char *basedir,
     char *err, size_t errlen)
 {
 	memset(l, 0, sizeof(*l));
-	if (each_entry(val, basedir, add_glob, l, err, errlen) == -1) {
+	if (each_entry(val, basedir, 1, add_glob, l, err, errlen) == -1) {
 		glob_list_free(l);
 		return -1;
 	}
@@ -346,7 +350,7 @@ window_parse(const char *s, struct window *w)
 	} else if (s[0] == '>' && util_parse_dur(s + 1, &v) == 0) {
 		w->lo = v + 1e-6;
 		w->hi = 1e18;
-	} else if (s[0] == '<' && util_parse_dur(s + 1, &v) == 0) {
+	} else if (s[0] == '<' && util_parse_dur(s + 1, &v) == 0 && v > 0) {
 		w->lo = 0;
 		w->hi = v - 1e-6;
 	} else {

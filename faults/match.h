@@ -3,8 +3,9 @@
  *           numeric ranges and time windows (no I/O except list files)
  *
  * DESCRIPTION  Values come from INI strings: "10.0.0.0/8, ::1" or
- *              "@conf/lists/exchange-online.cidr" (one entry a line, '#'
- *              comments); globs "*@example.com, *.outbound.*"; ranges
+ *              "@conf/lists/exchange-online.cidr" (a list file, one entry
+ *              a line, '#' comments; for globs the path needs a '/', as
+ *              "@example.com" is a domain pattern there); globs "*@example.com, *.outbound.*"; ranges
  *              "1-3", ">=5", "<2", "3"; windows "<24h", ">=2m", "5m-1h".
  * OWNERSHIP    Each list owns its entries; free with the matching _free.
  * ERRORS       Parsers return -1 and write "FILE:LINE: reason" (list

@@ -54,7 +54,7 @@ struct store *
 store_open(const char *dir, char *err, size_t errlen)
 {
 	struct store *st = calloc(1, sizeof(*st));
-	MDB_txn *txn = NULL;
+	MDB_txn *txn = NULL, *txn2;
 	int rc;
 
 	if (st == NULL) {
@@ -74,8 +74,9 @@ store_open(const char *dir, char *err, size_t errlen)
 	    0644)) != 0 ||
 	    (rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0 ||
 	    (rc = mdb_dbi_open(txn, NULL, 0, &st->dbi)) != 0 ||
-	    (rc = mdb_txn_commit(txn)) != 0) {
-		if (txn != NULL && rc != 0)
+	    (rc = (txn2 = txn, txn = NULL, mdb_txn_commit(txn2))) != 0) {
+		/* a failed commit has freed its transaction already */
+		if (txn != NULL)
 			mdb_txn_abort(txn);
 		snprintf(err, errlen, "%s: %s", dir, mdb_strerror(rc));
 		goto fail;
@@ -159,10 +160,14 @@ store_put(struct store *st, const char *key, const struct frec *r)
 			log_warnx("state: %s", mdb_strerror(rc));
 			return -1;
 		}
-		if ((rc = mdb_put(txn, st->dbi, &k, &v, 0)) != 0 ||
-		    (rc = mdb_txn_commit(txn)) != 0) {
-			if (rc != 0)
-				log_warnx("state: %s", mdb_strerror(rc));
+		if ((rc = mdb_put(txn, st->dbi, &k, &v, 0)) != 0) {
+			/* release the writer lock, or the next put waits */
+			mdb_txn_abort(txn);
+			log_warnx("state: %s", mdb_strerror(rc));
+			return -1;
+		}
+		if ((rc = mdb_txn_commit(txn)) != 0) {
+			log_warnx("state: %s", mdb_strerror(rc));
 			return -1;
 		}
 		return 0;
@@ -198,9 +203,9 @@ store_del(struct store *st, const char *key)
 		if (mdb_txn_begin(st->env, NULL, 0, &txn) != 0)
 			return -1;
 		rc = mdb_del(txn, st->dbi, &k, NULL);
-		if (rc != 0 && rc != MDB_NOTFOUND) {
+		if (rc != 0) {
 			mdb_txn_abort(txn);
-			return -1;
+			return rc == MDB_NOTFOUND ? 0 : -1;
 		}
 		return mdb_txn_commit(txn) == 0 ? 0 : -1;
 	} else {

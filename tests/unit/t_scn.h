@@ -30,7 +30,7 @@ struct t_rule {
 };
 
 struct t_errs {
-	int		 n;		/* messages reported (may exceed kept) */
+	int		 n;		/* reported; may exceed those kept */
 	char		 msg[T_SCN_MAXMSG][800];
 };
 

@@ -67,7 +67,8 @@ test_cidr_parse(void)
 
 		memset(&c, 0xa5, sizeof(c));
 		rc = cidr_parse(cidr_cases[i].in, &c);
-		T_CHECKF(rc == cidr_cases[i].rc, "cidr_parse %s: rc %d, want %d",
+		T_CHECKF(rc == cidr_cases[i].rc,
+		    "cidr_parse %s: rc %d, want %d",
 		    t_shows(cidr_cases[i].in), rc, cidr_cases[i].rc);
 		if (rc != 0 || cidr_cases[i].rc != 0)
 			continue;
@@ -278,15 +279,15 @@ static const struct list_case glob_cases[] = {
 	    .no = { "b@b.example", "d.example" } },
 	{ "star matches everything", "*", 0,
 	    .yes = { "", "a@b", "anything at all" } },
-	{ "list file", "@senders.glob", 0,
+	{ "list file", "@./senders.glob", 0,
 	    .yes = { "x@example.com", "y@example.org", "z@example.net",
 	      "example.net", "postmaster@mx.example.info" },
 	    .no = { "x@example.info", "x@sub.example.org", "example.org.uk" } },
 	{ "empty value", "", -1, .why = "empty pattern list" },
 	{ "separators only", ",, ", -1, .why = "empty pattern list" },
-	{ "missing list file", "@no-such.glob", -1,
+	{ "missing list file", "@./no-such.glob", -1,
 	    .why = "no-such.glob: No such file or directory" },
-	{ "comment-only list file", "@empty.cidr", -1,
+	{ "comment-only list file", "@./empty.cidr", -1,
 	    .why = "empty pattern list" },
 };
 

@@ -170,7 +170,8 @@ run_case(const struct scase *tc, const char *dir)
 		case S_PUT:
 			w = mkrec(s->t, s->att);
 			rc = store_put(st, s->key, &w);
-			T_CHECKF(rc == 0, "store %s [%s] step %d: put %s: rc %d",
+			T_CHECKF(rc == 0,
+			    "store %s [%s] step %d: put %s: rc %d",
 			    tc->name, kind, i, s->key, rc);
 			for (j = 0; j < np; j++)
 				if (strcmp(puts[j].key, s->key) == 0)
@@ -183,9 +184,9 @@ run_case(const struct scase *tc, const char *dir)
 		case S_GET:
 			memset(&r, 0, sizeof(r));
 			rc = store_get(st, s->key, &r);
-			T_CHECKF(rc == s->want, "store %s [%s] step %d: get %s: "
-			    "rc %d, want %ld", tc->name, kind, i,
-			    t_shows(s->key), rc, s->want);
+			T_CHECKF(rc == s->want,
+			    "store %s [%s] step %d: get %s: rc %d, want %ld",
+			    tc->name, kind, i, t_shows(s->key), rc, s->want);
 			if (rc != 0 || s->want != 0)
 				break;
 			for (j = 0; j < np; j++)
@@ -200,7 +201,8 @@ run_case(const struct scase *tc, const char *dir)
 			break;
 		case S_DEL:
 			rc = store_del(st, s->key);
-			T_CHECKF(rc == 0, "store %s [%s] step %d: del %s: rc %d",
+			T_CHECKF(rc == 0,
+			    "store %s [%s] step %d: del %s: rc %d",
 			    tc->name, kind, i, s->key, rc);
 			break;
 		case S_EXPIRE:
@@ -211,15 +213,16 @@ run_case(const struct scase *tc, const char *dir)
 			break;
 		case S_COUNT:
 			n = store_count(st);
-			T_CHECKF(n == s->want, "store %s [%s] step %d: count %ld, "
-			    "want %ld", tc->name, kind, i, n, s->want);
+			T_CHECKF(n == s->want,
+			    "store %s [%s] step %d: count %ld, want %ld",
+			    tc->name, kind, i, n, s->want);
 			break;
 		case S_EACH:
 			rc = store_each(st, each_fn, &acc);
 			if (s->stop)
 				T_CHECKF(rc != 0 && acc.calls == s->stop,
-				    "store %s [%s] step %d: each stop after %d: "
-				    "rc %d, %ld calls", tc->name, kind, i,
+				    "store %s [%s] step %d: each stop after "
+				    "%d: rc %d, %ld calls", tc->name, kind, i,
 				    s->stop, rc, acc.calls);
 			else
 				T_CHECKF(rc == 0 && acc.calls == s->want &&
