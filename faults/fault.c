@@ -21,7 +21,8 @@
 
 #define KEY_MAX 400	/* longest triplet key stored as it is */
 
-struct fault_engine fault = { .v4bits = 24, .v6bits = 64, .now = util_now };
+struct fault_engine fault = { .v4bits = 24, .v6bits = 64, .now = util_now,
+	.gl_stage = FH_RCPT };
 
 static uint64_t
 splitmix64(uint64_t *x)
@@ -111,7 +112,7 @@ fault_expire(double max_age)
 {
 	if (fault.st == NULL)
 		return 0;
-	return store_expire(fault.st, fault.now() - max_age);
+	return store_expire(fault.st, fault.now() - max_age, NULL);
 }
 
 static void
@@ -253,6 +254,8 @@ rule_matches(const struct fault_rule *r, const struct fault_ctx *c,
     unsigned attempt, double age)
 {
 	if (!r->enabled || !(r->hooks & FH_BIT(c->hook)))
+		return 0;
+	if (r->stage_auto && c->hook != fault.gl_stage)
 		return 0;
 	if ((r->has & RM_TIMES) && r->fired >= r->times)
 		return 0;

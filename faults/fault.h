@@ -29,6 +29,7 @@ struct fault_engine {
 	uint64_t	 s[4];		/* xoshiro256** state */
 	int		 v4bits, v6bits;	/* triplet network masks */
 	double		 (*now)(void);	/* wall clock; tests inject one */
+	enum fault_hook	 gl_stage;	/* greylist rules with no hook */
 };
 
 extern struct fault_engine fault;

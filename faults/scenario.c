@@ -32,6 +32,7 @@ static const char *const act_names[FA__COUNT] = {
 	[FA_DISCONNECT_AFTER_BYTES] = "disconnect_after_bytes",
 	[FA_TLS_ABORT] = "tls_abort", [FA_TLS_RESET] = "tls_reset",
 	[FA_TLS_STALL] = "tls_stall", [FA_TLS_FAULT] = "tls_fault",
+	[FA_GREYLIST] = "greylist",
 };
 
 const char *const scn_tls_names[] = {
@@ -288,7 +289,7 @@ rule_key(struct fault_rule *r, const char *key, const char *val,
 			return "unknown action (reply, delay, hang, close, "
 			    "reset, tarpit, accept, discard, drop_after_data, "
 			    "disconnect_after_bytes, tls_abort, tls_reset, "
-			    "tls_stall, tls_fault)";
+			    "tls_stall, tls_fault, greylist)";
 		r->act = (enum fault_act)i;
 	} else if (strcmp(key, "reply") == 0) {
 		free(r->ecode);
@@ -348,7 +349,16 @@ rule_check(struct fault_rule *r)
 	if (r->act == FA_DISCONNECT_AFTER_BYTES &&
 	    (r->hooks & ~FH_BIT(FH_DATA)))
 		return "disconnect_after_bytes works only at hook data";
-	if (r->act >= FA_TLS_ABORT && (r->hooks & ~FH_BIT(FH_STARTTLS)))
+	if (r->act == FA_GREYLIST && r->hooks == FH_ANY) {
+		/* no hook named: [greylist] stage decides, at run time */
+		r->hooks = FH_BIT(FH_RCPT) | FH_BIT(FH_DATA_END);
+		r->stage_auto = 1;
+	}
+	if (r->act == FA_GREYLIST &&
+	    (r->hooks & ~(FH_BIT(FH_RCPT) | FH_BIT(FH_DATA_END))))
+		return "greylist works only at hook rcpt or data_end";
+	if (r->act >= FA_TLS_ABORT && r->act <= FA_TLS_FAULT &&
+	    (r->hooks & ~FH_BIT(FH_STARTTLS)))
 		return "TLS actions work only at hook starttls";
 	if (r->act == FA_TLS_FAULT && r->tls_fault <= 0)
 		return "action tls_fault needs tls_fault = NAME";

@@ -46,6 +46,7 @@ enum fault_act {
 	FA_TLS_STALL,		/* starttls: 220, then never answer the hello */
 	FA_TLS_FAULT,		/* starttls: handshake with a bad certificate,
 				 * protocol or cipher set (tls_fault = NAME) */
+	FA_GREYLIST,		/* rcpt/data_end: greylist the triplet */
 	FA__COUNT
 };
 
@@ -91,6 +92,7 @@ struct fault_rule {
 	double			 tarpit_interval;
 	uint64_t		 after_bytes;
 	int			 tls_fault;	/* index in scn_tls_names */
+	int			 stage_auto;	/* greylist: hook from [greylist] */
 
 	char			*file;
 	int			 line;

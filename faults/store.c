@@ -223,8 +223,16 @@ store_del(struct store *st, const char *key)
 	}
 }
 
+static int
+expire_key(const char *key, size_t len, const char *prefix)
+{
+	if (prefix == NULL)
+		return !(len >= 2 && key[1] == '|');
+	return len >= strlen(prefix) && memcmp(key, prefix, strlen(prefix)) == 0;
+}
+
 long
-store_expire(struct store *st, double before)
+store_expire(struct store *st, double before, const char *prefix)
 {
 	long n = 0;
 
@@ -248,6 +256,7 @@ store_expire(struct store *st, double before)
 				continue;
 			memcpy(&r, v.mv_data, sizeof(r));
 			if (r.last_seen < before &&
+			    expire_key(k.mv_data, k.mv_size, prefix) &&
 			    mdb_cursor_del(cur, 0) == 0)
 				n++;
 		}
@@ -261,7 +270,8 @@ store_expire(struct store *st, double before)
 			struct mem_ent **pp = &st->b[i], *e;
 
 			while ((e = *pp) != NULL) {
-				if (e->rec.last_seen < before) {
+				if (e->rec.last_seen < before && expire_key(e->key,
+				    strlen(e->key), prefix)) {
 					*pp = e->next;
 					free(e);
 					st->n--;

@@ -38,8 +38,12 @@ void	 store_close(struct store *st);
 int	 store_get(struct store *st, const char *key, struct frec *out);
 int	 store_put(struct store *st, const char *key, const struct frec *r);
 int	 store_del(struct store *st, const char *key);
-/* Delete every record with last_seen < before; returns how many. */
-long	 store_expire(struct store *st, double before);
+/*
+ * Delete records with last_seen < before; returns how many.  With prefix
+ * NULL only plain keys are looked at: keys "X|..." (one character, then
+ * '|') are namespaces their owners expire by prefix ("g|" greylist).
+ */
+long	 store_expire(struct store *st, double before, const char *prefix);
 /* Call fn for each record until it returns non-zero. */
 int	 store_each(struct store *st, int (*fn)(void *, const char *,
     const struct frec *), void *arg);

@@ -41,11 +41,27 @@ size_t
 dscan_feed(struct dscan *d, const char *in, size_t n, char *out,
     size_t *outlen)
 {
-	size_t i, o = 0;
+	size_t i = 0, o = 0;
 
-	for (i = 0; i < n && !d->done; i++) {
-		char c = in[i];
+	while (i < n && !d->done) {
+		char c;
 
+		if (d->st == DS_MID) {
+			/* fast path: copy up to the next CR in one go */
+			const char *cr = memchr(in + i, '\r', n - i);
+			size_t run = cr ? (size_t)(cr - (in + i)) : n - i;
+
+			if (run > 0) {
+				if (memchr(in + i, '\n', run) != NULL)
+					d->bare_cr_lf = 1;
+				memcpy(out + o, in + i, run);
+				o += run;
+				i += run;
+				d->line += run;
+				continue;
+			}
+		}
+		c = in[i++];
 		d->line++;
 		switch (d->st) {
 		case DS_BOL:

@@ -663,7 +663,7 @@ test_hook_act_names(void)
 	static const char *const acts[FA__COUNT] = { "none", "reply", "delay",
 	    "hang", "close", "reset", "tarpit", "accept", "discard",
 	    "drop_after_data", "disconnect_after_bytes", "tls_abort",
-	    "tls_reset", "tls_stall", "tls_fault" };
+	    "tls_reset", "tls_stall", "tls_fault", "greylist" };
 	int i;
 
 	for (i = 0; i < FH__COUNT; i++) {

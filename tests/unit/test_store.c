@@ -206,7 +206,7 @@ run_case(const struct scase *tc, const char *dir)
 			    tc->name, kind, i, s->key, rc);
 			break;
 		case S_EXPIRE:
-			n = store_expire(st, s->t);
+			n = store_expire(st, s->t, NULL);
 			T_CHECKF(n == s->want, "store %s [%s] step %d: expire "
 			    "before %g: %ld, want %ld", tc->name, kind, i, s->t,
 			    n, s->want);
@@ -311,7 +311,7 @@ test_many(void)
 				bad++;
 		}
 		T_CHECKF(bad == 0, "many [%s]: %d gets wrong", kind, bad);
-		n = store_expire(st, 500);
+		n = store_expire(st, 500, NULL);
 		T_CHECKF(n == N / 2 && store_count(st) == N - N / 2,
 		    "many [%s]: expired %ld, count %ld", kind, n,
 		    store_count(st));

@@ -1,0 +1,1809 @@
+#!/usr/bin/env python3
+"""
+tls_test.py - integration tests for smtpfault's TLS: STARTTLS, implicit
+              TLS (SMTPS) and the TLS fault scenarios
+
+USAGE   python3 tests/integration/tls_test.py build/smtpfault [FILTER]
+
+        Every test starts its own smtpfault on 127.0.0.1 port 0 with
+        --port-file, --events, --capture and --tls-ca-out in a temp dir
+        (plus --listen-tls 127.0.0.1:0 when it needs implicit TLS), drives
+        it with real clients (smtplib, ssl, raw sockets, openssl s_client,
+        swaks) and stops it with SIGTERM.  Certificates of its own (for
+        [tls] cert/key and client certificates) are made with the openssl
+        command in the test's temp dir.
+
+        One line per test, "ok NAME" or "FAIL NAME: why", then exactly one
+        line "tls: N passed, N failed"; exit 1 if any failed.  FILTER
+        selects tests whose name contains it (or matches it as a shell
+        glob when it has * ? or [).
+
+        After every passing test the server must still be alive (unless the
+        test stopped it), its Maildir tmp/ empty, it must exit 0 within
+        10 s of SIGTERM and its stderr must show no sanitizer report.
+
+ENV     SMTPFAULT_JOBS  tests run at once (default 4)
+        SMTPFAULT_SLOW  multiply every timeout by this factor (default 1)
+        SMTPFAULT_KEEP  keep the temp dirs of failed tests (path printed)
+        SMTPFAULT_TIMES print each test's duration
+
+Python standard library only.
+"""
+
+import collections
+import email
+import fnmatch
+import json
+import os
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+import warnings
+
+# TLS 1.0 is asked for on purpose (tls-old-protocol)
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+SHIPPED = os.path.join(REPO, "conf", "scenarios")
+SLOW = float(os.environ.get("SMTPFAULT_SLOW", "1") or 1)
+JOBS = int(os.environ.get("SMTPFAULT_JOBS", "4") or 4)
+BIN = None                      # set in main()
+HOST = "mx.test"                # --hostname of every server
+SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
+                   "UndefinedBehaviorSanitizer", "Assertion", "PANIC")
+QUEUED = b"250 2.0.0 Ok: queued as "
+# the Received: line of a message that came over TLS 1.3
+ESMTPS13 = rb"with ESMTPS \(TLSv1\.3:TLS_[A-Z0-9_]+\) id "
+
+
+class Fail(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+def T(sec):
+    """A timeout, scaled for slow machines."""
+    return sec * SLOW
+
+
+def check(cond, msg):
+    if not cond:
+        raise Fail(msg)
+
+
+def short(b, n=160):
+    if isinstance(b, (bytes, bytearray)):
+        r = repr(bytes(b))[2:-1]
+    else:
+        r = str(b)
+    return r if len(r) <= n else r[:n] + "...(%d chars)" % len(r)
+
+
+def poll(fn, timeout, interval=0.02):
+    """Call fn until it returns a true value or timeout passes."""
+    end = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v or time.monotonic() >= end:
+            return v
+        time.sleep(interval)
+
+
+def between(secs, lo, hi, what):
+    check(lo <= secs < T(hi), "%s took %.2fs, expected %.1fs to %.1fs" % (
+        what, secs, lo, T(hi)))
+
+
+# ---------------------------------------------------------------- registry
+
+TESTS = []          # (name, fn, timeout)
+
+
+def test(timeout=30):
+    def deco(fn):
+        TESTS.append((fn.__name__, fn, timeout))
+        return fn
+    return deco
+
+
+# ------------------------------------------------------------------ context
+
+def kill_proc(p):
+    if p.poll() is None:
+        try:
+            os.kill(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+LIVE = set()        # contexts of running tests, for an interrupted run
+LIVE_LOCK = threading.Lock()
+
+
+class Ctx:
+    """Everything one test started, so that it can all be cleaned up."""
+
+    def __init__(self, name):
+        self.name = name
+        self.tmp = tempfile.mkdtemp(prefix="sf-tls-%s-" % name[:40])
+        self.servers = []
+        self.clients = []
+        self.procs = []
+        self.notes = []
+        self.lock = threading.Lock()
+        self.aborted = False
+
+    def path(self, *p):
+        return os.path.join(self.tmp, *p)
+
+    def write(self, name, text):
+        p = self.path(name)
+        with open(p, "w") as f:
+            f.write(text)
+        return p
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def server(self, scenario=None, conf=None, args=(), implicit=False,
+               wait=True):
+        with self.lock:
+            s = Server(self, scenario=scenario, conf=conf, args=args,
+                       implicit=implicit)
+            self.servers.append(s)
+        s.start()
+        if wait:
+            s.wait_ready()
+        return s
+
+    def track(self, c):
+        with self.lock:
+            if self.aborted:
+                c.close()
+                raise Fail("test aborted")
+            self.clients.append(c)
+        return c
+
+    def run(self, argv, timeout=60, stdin=None):
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE,
+                             stdin=subprocess.PIPE if stdin is not None
+                             else subprocess.DEVNULL,
+                             start_new_session=True, cwd=self.tmp)
+        with self.lock:
+            self.procs.append(p)
+        try:
+            out, err = p.communicate(input=stdin, timeout=T(timeout))
+        except subprocess.TimeoutExpired:
+            kill_proc(p)
+            out, err = p.communicate()
+            raise Fail("%s timed out after %ss" % (
+                os.path.basename(argv[0]), timeout))
+        return subprocess.CompletedProcess(argv, p.returncode, out, err)
+
+    def close_clients(self):
+        with self.lock:
+            cl, self.clients = self.clients, []
+        for c in cl:
+            c.close()
+
+    def abort(self):
+        with self.lock:
+            self.aborted = True
+        self.close_clients()
+        for p in list(self.procs):
+            kill_proc(p)
+        for s in list(self.servers):
+            s.kill()
+
+    def cleanup(self, ok):
+        why = None
+        self.close_clients()
+        for p in list(self.procs):
+            kill_proc(p)
+        for s in list(self.servers):
+            try:
+                r = s.finish(check=ok and not self.aborted)
+            except Exception as e:      # never leak a process
+                r = "cleanup error: %r" % (e,)
+            s.kill()
+            why = why or r
+        if os.environ.get("SMTPFAULT_KEEP") and (why or not ok):
+            return why, self.tmp
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        return why, None
+
+
+# ------------------------------------------------------------------- server
+
+def scenario_arg(name):
+    """-s argument for a shipped scenario: its name when the binary finds
+    it by itself (build/../conf/scenarios), else the full path."""
+    near = os.path.join(os.path.dirname(BIN), "..", "conf", "scenarios",
+                        name + ".ini")
+    return name if os.path.exists(near) else os.path.join(SHIPPED,
+                                                          name + ".ini")
+
+
+class Server:
+    """One smtpfault process."""
+
+    def __init__(self, ctx, scenario=None, conf=None, args=(),
+                 implicit=False):
+        self.ctx = ctx
+        self.dir = ctx.path("srv%d" % len(ctx.servers))
+        os.makedirs(self.dir)
+        self.port_file = os.path.join(self.dir, "ports")
+        self.events_file = os.path.join(self.dir, "events.jsonl")
+        self.maildir = os.path.join(self.dir, "maildir")
+        self.ca = os.path.join(self.dir, "ca.pem")
+        self.implicit = implicit
+        self.conf_file = None
+        self.argv = [BIN]
+        if conf is not None:
+            self.conf_file = os.path.join(self.dir, "smtpfault.ini")
+            with open(self.conf_file, "w") as f:
+                f.write(conf)
+            self.argv += ["-c", self.conf_file]
+        if scenario is not None:
+            self.argv += ["-s", scenario]
+        self.argv += ["--listen", "127.0.0.1:0", "--port-file",
+                      self.port_file, "--events", self.events_file,
+                      "--capture", self.maildir, "--hostname", HOST,
+                      "--tls-ca-out", self.ca]
+        if implicit:
+            self.argv += ["--listen-tls", "127.0.0.1:0"]
+        self.argv += list(args)
+        self.proc = None
+        self.port = None
+        self.tls_port = None
+        self.expect_exit = False
+        self._ev_off = 0
+        self._events = []
+        self._elock = threading.Lock()
+
+    def start(self):
+        self.out = open(os.path.join(self.dir, "stdout"), "wb")
+        self.err = open(os.path.join(self.dir, "stderr"), "wb")
+        self.proc = subprocess.Popen(self.argv, stdout=self.out,
+                                     stderr=self.err,
+                                     stdin=subprocess.DEVNULL,
+                                     start_new_session=True, cwd=self.dir)
+
+    def stderr(self):
+        try:
+            with open(os.path.join(self.dir, "stderr"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def wait_ready(self, timeout=10):
+        def ready():
+            if self.proc.poll() is not None:
+                return "exit"
+            try:
+                with open(self.port_file) as f:
+                    t = f.read()
+            except OSError:
+                return None
+            return t if t.endswith("\n") else None
+        t = poll(ready, T(timeout))
+        if t == "exit":
+            raise Fail("server exited with %s before serving; stderr: %s" %
+                       (self.proc.returncode, short(self.stderr(), 400)))
+        check(t, "no port file after %ss; stderr: %s" % (
+            timeout, short(self.stderr(), 400)))
+        want = r"smtp 127\.0\.0\.1:(\d+)\n"
+        if self.implicit:
+            want += r"smtps 127\.0\.0\.1:(\d+)\n"
+        m = re.fullmatch(want, t)
+        check(m, "bad port file %r" % t)
+        self.port = int(m.group(1))
+        check(0 < self.port < 65536, "bad port in %r" % t)
+        if self.implicit:
+            self.tls_port = int(m.group(2))
+            check(0 < self.tls_port < 65536 and self.tls_port != self.port,
+                  "bad smtps port in %r" % t)
+        check(os.path.getsize(self.ca) > 0, "--tls-ca-out wrote nothing")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+
+    def kill(self):
+        if self.proc is not None:
+            kill_proc(self.proc)
+        for f in ("out", "err"):
+            fp = getattr(self, f, None)
+            if fp:
+                fp.close()
+
+    def finish(self, check=True):
+        """End-of-test health checks and a graceful stop."""
+        why = None
+        if self.proc is None:
+            return None
+        if check and not self.expect_exit and self.proc.poll() is not None:
+            why = "server died during the test (exit %s); stderr: %s" % (
+                self.proc.returncode, short(self.stderr(), 400))
+        if check and os.path.isdir(self.maildir):
+            if not poll(lambda: not self.tmp_files(), T(3)):
+                why = why or "files left in Maildir tmp/: %s" % \
+                    self.tmp_files()[:5]
+        if self.proc.poll() is None:
+            self.signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout=T(10))
+                if rc != 0 and check:
+                    why = why or "server exit status %s after SIGTERM" % rc
+            except subprocess.TimeoutExpired:
+                why = why or "server did not exit within 10s of SIGTERM"
+        if check:
+            err = self.stderr()
+            for mark in SANITIZER_MARKS:
+                if mark in err:
+                    i = err.index(mark)
+                    why = why or "server stderr has %r: %s" % (
+                        mark, short(err[max(0, i - 100):], 400))
+                    break
+        return why
+
+    # -- clients
+    def connect(self, banner=True, timeout=10, implicit=False, tls=None,
+                hostname=None):
+        """A raw client; implicit: to the SMTPS port, TLS first (with the
+        tls context, verifying against our CA by default)."""
+        if implicit:
+            tls = tls or verifying(self.ca)
+            c = Client("127.0.0.1", self.tls_port, timeout=timeout, ctx=self.ctx)
+            c.wrap(tls, hostname or "127.0.0.1")
+        else:
+            c = Client("127.0.0.1", self.port, timeout=timeout, ctx=self.ctx)
+        if banner:
+            c.expect_reply(b"220 ")
+        return c
+
+    def smtp(self, timeout=10, helo="client.test"):
+        """An smtplib client; the caller connects it."""
+        s = smtplib.SMTP(local_hostname=helo, timeout=T(timeout))
+        self.ctx.track(Closer(s))
+        return s
+
+    def smtp_tls(self, tls, hostname="localhost", timeout=10,
+                 helo="client.test"):
+        """smtplib to the plain port, EHLO, STARTTLS with context tls; the
+        server is named hostname (SNI and verification)."""
+        s = self.smtp(timeout=timeout, helo=helo)
+        s.connect("127.0.0.1", self.port)
+        s._host = hostname          # what starttls() verifies and sends
+        s.ehlo()
+        check(s.has_extn("starttls"), "EHLO lacks STARTTLS: %r" %
+              s.esmtp_features)
+        code, text = s.starttls(context=tls)
+        check(code == 220, "STARTTLS got %s %r" % (code, text))
+        return s
+
+    def smtps(self, tls, timeout=10, helo="client.test"):
+        """smtplib.SMTP_SSL to the implicit-TLS port (named 127.0.0.1)."""
+        s = smtplib.SMTP_SSL(local_hostname=helo, timeout=T(timeout),
+                             context=tls)
+        self.ctx.track(Closer(s))
+        s.connect("127.0.0.1", self.tls_port)
+        return s
+
+    # -- maildir
+    def new_files(self):
+        d = os.path.join(self.maildir, "new")
+        try:
+            return sorted(os.path.join(d, f) for f in os.listdir(d)
+                          if not f.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def tmp_files(self):
+        d = os.path.join(self.maildir, "tmp")
+        try:
+            return [f for f in os.listdir(d) if not f.startswith(".")]
+        except FileNotFoundError:
+            return []
+
+    def wait_new(self, n, timeout=5):
+        got = poll(lambda: len(self.new_files()) >= n, T(timeout))
+        files = self.new_files()
+        check(got and len(files) == n, "Maildir new/ has %d files, expected"
+              " %d" % (len(files), n))
+        return files
+
+    # -- events
+    def events(self):
+        with self._elock:
+            try:
+                with open(self.events_file, "rb") as f:
+                    f.seek(self._ev_off)
+                    data = f.read()
+            except FileNotFoundError:
+                return list(self._events)
+            end = data.rfind(b"\n")
+            if end >= 0:
+                for raw in data[:end].split(b"\n"):
+                    try:
+                        ev = json.loads(raw.decode("utf-8"))
+                    except (ValueError, UnicodeDecodeError) as e:
+                        raise Fail("event line not JSON (%s): %s" % (
+                            e, short(raw, 200)))
+                    self._events.append(ev)
+                self._ev_off += end + 1
+            return list(self._events)
+
+    def find(self, **match):
+        return [e for e in self.events()
+                if all(e.get(k) == v for k, v in match.items())]
+
+    def wait_event(self, timeout=5, count=1, **match):
+        r = poll(lambda: len(self.find(**match)) >= count, T(timeout))
+        check(r, "no%s event %s within %ss (have %d)" % (
+            "" if count == 1 else " %d" % count, match, timeout,
+            len(self.find(**match))))
+        return self.find(**match)
+
+    def faults(self, **match):
+        return self.find(event="fault", **match)
+
+    def session_of(self, path):
+        """The session id a stored message came in."""
+        return header_of(path, "X-Smtpfault-Session")
+
+
+class Closer:
+    """Lets the context close an smtplib client."""
+
+    def __init__(self, s):
+        self.s = s
+
+    def close(self):
+        try:
+            self.s.close()
+        except Exception:
+            pass
+
+
+# ------------------------------------------------------------------- client
+
+def verifying(cafile, tls12=False):
+    """A client context that verifies the server against cafile."""
+    c = ssl.create_default_context(cafile=cafile)
+    if tls12:
+        c.maximum_version = ssl.TLSVersion.TLSv1_2
+    return c
+
+
+def insecure():
+    """A client context that checks nothing (opportunistic TLS)."""
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    return c
+
+
+def client_hello(tls=None, hostname="localhost"):
+    """The bytes of a real ClientHello, made without a socket."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = (tls or insecure()).wrap_bio(inc, out, server_hostname=hostname)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = out.read()
+    check(hello[:1] == b"\x16", "not a handshake record: %s" % short(hello))
+    return hello
+
+
+class Client:
+    """A raw SMTP client socket with a line reader; wrap() puts TLS on
+    the same socket (the reader must be empty then)."""
+
+    def __init__(self, host, port, timeout=10, ctx=None):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.timeout = T(timeout)
+        self.sock.settimeout(self.timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.eof = False
+        self.reset_seen = False     # the server closed with an RST
+        self.closed = False
+        self.tls = False
+        self._lines = collections.deque()
+        self._part = b""
+        self.transcript = []
+        if ctx is not None:
+            ctx.track(self)
+        try:
+            self.sock.connect((host, port))
+        except OSError as e:
+            self.close()
+            raise Fail("connect to %s:%d: %s" % (host, port, e))
+
+    def wrap(self, tls, hostname=None):
+        """TLS handshake on this connection; raises what ssl raises."""
+        check(not self.buf, "plaintext bytes before the handshake: %s" %
+              short(self.buf))
+        self.sock = tls.wrap_socket(self.sock, server_hostname=hostname)
+        self.tls = True
+        return self.sock
+
+    def starttls(self, tls, hostname="localhost"):
+        self.cmd("STARTTLS")
+        self.expect_reply(b"220 2.0.0 ")
+        return self.wrap(tls, hostname)
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode()
+        try:
+            self.sock.sendall(data)
+        except OSError as e:
+            raise Fail("send %s: %s" % (short(data, 60), e))
+
+    def cmd(self, line):
+        self.send((line if isinstance(line, bytes) else line.encode()) +
+                  b"\r\n")
+
+    def _fill(self, timeout=None):
+        """One recv into the buffer.  None on timeout, b"" on EOF/RST."""
+        if timeout is not None:
+            self.sock.settimeout(max(timeout, 0.001))
+        try:
+            d = self.sock.recv(65536)
+        except socket.timeout:
+            return None
+        except ConnectionResetError:
+            self.reset_seen = True
+            d = b""
+        finally:
+            if timeout is not None and not self.closed:
+                self.sock.settimeout(self.timeout)
+        if not d:
+            self.eof = True
+        else:
+            self._part += d
+            if b"\n" in d:
+                parts = self._part.split(b"\n")
+                self._part = parts.pop()
+                self._lines.extend(x + b"\n" for x in parts)
+        return d
+
+    @property
+    def buf(self):
+        return b"".join(self._lines) + self._part
+
+    def raw(self, timeout):
+        """Whatever arrives (not split into lines) until EOF or timeout."""
+        end = time.monotonic() + T(timeout)
+        while not self.eof and time.monotonic() < end:
+            self._fill(end - time.monotonic())
+        data = self.buf
+        self._lines.clear()
+        self._part = b""
+        return data
+
+    def line(self, timeout=None):
+        end = time.monotonic() + (T(timeout) if timeout is not None
+                                  else self.timeout)
+        while not self._lines:
+            if self.eof:
+                raise Fail("connection %s by the server while waiting for "
+                           "a line; got %s; transcript %s" % (
+                               "reset" if self.reset_seen else "closed",
+                               short(self.buf), self.tail()))
+            left = end - time.monotonic()
+            if left <= 0:
+                raise Fail("timeout waiting for a reply line; got %s; "
+                           "transcript %s" % (short(self.buf), self.tail()))
+            self._fill(left)
+        raw = self._lines.popleft()
+        check(raw.endswith(b"\r\n"), "reply line not ended by CRLF: %s" %
+              short(raw))
+        ln = raw[:-2]
+        self.transcript.append(b"S: " + ln)
+        del self.transcript[:-20]
+        return ln
+
+    def tail(self):
+        return " | ".join(short(x, 80) for x in self.transcript[-6:])
+
+    def reply(self, timeout=None):
+        """A whole (multi-line) reply: (code, [lines])."""
+        lines = []
+        while True:
+            ln = self.line(timeout)
+            lines.append(ln)
+            check(re.match(rb"^\d\d\d([ -]|$)", ln),
+                  "malformed reply line %s" % short(ln))
+            if len(ln) == 3 or ln[3:4] == b" ":
+                check(len({l[:3] for l in lines}) == 1,
+                      "mixed codes in one reply: %s" % lines)
+                return int(ln[:3]), lines
+
+    def expect_reply(self, prefix, timeout=None):
+        """One whole reply whose last line starts with prefix."""
+        if isinstance(prefix, str):
+            prefix = prefix.encode()
+        code, lines = self.reply(timeout)
+        if not lines[-1].startswith(prefix):
+            raise Fail("expected %s..., got %s (transcript %s)" % (
+                short(prefix), short(b" / ".join(lines), 300), self.tail()))
+        return lines[-1].decode("utf-8", "replace")
+
+    def wait_closed(self, timeout=5):
+        """The server must close without sending anything more; returns
+        the seconds waited."""
+        t0 = time.monotonic()
+        end = t0 + T(timeout)
+        while not self.eof:
+            check(not self.buf, "expected close, got data: %s" %
+                  short(self.buf))
+            left = end - time.monotonic()
+            check(left > 0, "server did not close the connection within %ss"
+                  " (transcript %s)" % (timeout, self.tail()))
+            self._fill(left)
+        check(not self.buf, "expected close, got data: %s" % short(self.buf))
+        return time.monotonic() - t0
+
+    def expect_silence(self, secs):
+        """Nothing may arrive and the connection must stay open."""
+        end = time.monotonic() + secs
+        while not self.buf and not self.eof:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self._fill(left)
+        check(not self.buf, "unexpected data: %s" % short(self.buf))
+        raise Fail("connection %s within %ss (transcript %s)" % (
+            "reset" if self.reset_seen else "closed", secs, self.tail()))
+
+    def ehlo(self, name="client.test"):
+        self.cmd("EHLO " + name)
+        code, lines = self.reply()
+        check(code == 250, "EHLO got %s" % lines)
+        return [l[4:].decode() for l in lines[1:]]
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+
+
+def body(tag, subject=None, extra=b""):
+    subject = subject if subject is not None else "test " + tag
+    return (b"From: a@example.com\r\nTo: b@example.com\r\n"
+            b"Subject: " + subject.encode() + b"\r\n"
+            b"Message-ID: <" + tag.encode() + b"@client.test>\r\n"
+            b"\r\nbody of " + tag.encode() + b"\r\n" + extra)
+
+
+def envelope(c, frm="a@example.com", rcpts=("b@example.com",), helo=True):
+    """EHLO (optionally), MAIL and RCPTs that must all succeed."""
+    if helo:
+        c.ehlo()
+    c.cmd("MAIL FROM:<%s>" % frm)
+    c.expect_reply(b"250 2.1.0")
+    for r in rcpts:
+        c.cmd("RCPT TO:<%s>" % r)
+        c.expect_reply(b"250 2.1.5")
+
+
+def data(c, msg, expect=QUEUED):
+    c.cmd("DATA")
+    c.expect_reply(b"354")
+    c.send(msg + b".\r\n")
+    return c.expect_reply(expect)
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def header_of(path, name):
+    return email.message_from_bytes(read_file(path)).get(name)
+
+
+def send_msg(s, tag):
+    """One message through a connected smtplib client; then QUIT."""
+    refused = s.sendmail("a@example.com", ["b@example.com"], body(tag))
+    check(refused == {}, "refused %s" % refused)
+    try:
+        s.quit()
+    except smtplib.SMTPServerDisconnected:
+        pass
+
+
+def stored_tls(srv, tag, n=1, proto=ESMTPS13):
+    """The n-th stored message is tag's and came over TLS; returns its
+    path."""
+    f = srv.wait_new(n)[-1]
+    raw = read_file(f)
+    check(("Subject: test %s\r\n" % tag).encode() in raw,
+          "stored message is not %s: %s" % (tag, short(raw, 300)))
+    check(re.search(proto, raw), "Received: lacks %s: %s" % (
+        proto.decode(), short(raw[:raw.find(b"Date:")], 400)))
+    return f
+
+
+def swaks(ctx, port, *extra):
+    if not shutil.which("swaks"):
+        raise Skip("swaks not installed")
+    r = ctx.run(["swaks", "--server", "127.0.0.1", "--port", str(port),
+                 "--helo", "swaks.test", "--timeout", "20"] + list(extra),
+                timeout=40)
+    return r.returncode, r.stdout.decode("utf-8", "replace") + \
+        r.stderr.decode("utf-8", "replace")
+
+
+def s_client(ctx, srv, ca, *extra, smtp=b"EHLO sclient.test\r\nQUIT\r\n"):
+    """openssl s_client -starttls smtp; it sends smtp after the handshake
+    and reads until the server closes.  (rc, stdout, stderr)"""
+    if not shutil.which("openssl"):
+        raise Skip("openssl command not installed")
+    r = ctx.run(["openssl", "s_client", "-starttls", "smtp", "-connect",
+                 "127.0.0.1:%d" % srv.port, "-CAfile", ca, "-ign_eof",
+                 "-nocommands"] + list(extra), timeout=20, stdin=smtp)
+    return (r.returncode, r.stdout.decode("utf-8", "replace"),
+            r.stderr.decode("utf-8", "replace"))
+
+
+def openssl(ctx, *args):
+    """Run the openssl command in the test's temp dir; it must work."""
+    if not shutil.which("openssl"):
+        raise Skip("openssl command not installed")
+    r = ctx.run(["openssl"] + list(args), timeout=20)
+    check(r.returncode == 0, "openssl %s: exit %d %s" % (
+        args[0], r.returncode, short(r.stderr, 300)))
+
+
+def make_pki(ctx):
+    """A CA, a server certificate for localhost/127.0.0.1 and a client
+    certificate for client.test, all ECDSA P-256, in the temp dir."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    openssl(ctx, "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt",
+            "-days", "30", "-subj", "/O=tls_test/CN=tls_test CA",
+            "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    ctx.write("srv.ext", "basicConstraints=CA:FALSE\n"
+              "keyUsage=critical,digitalSignature\n"
+              "extendedKeyUsage=serverAuth\n"
+              "subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    ctx.write("cli.ext", "basicConstraints=CA:FALSE\n"
+              "keyUsage=critical,digitalSignature\n"
+              "extendedKeyUsage=clientAuth\n")
+    for who, cn in (("srv", "localhost"), ("cli", "client.test")):
+        openssl(ctx, "req", *ec, "-keyout", who + ".key", "-out",
+                who + ".csr", "-subj", "/O=tls_test/CN=" + cn)
+        openssl(ctx, "x509", "-req", "-in", who + ".csr", "-CA", "ca.crt",
+                "-CAkey", "ca.key", "-set_serial", "0x%x" % (
+                    int(time.time() * 1000) ^ hash(who) & 0xffffff),
+                "-days", "30", "-out", who + ".crt", "-extfile",
+                who + ".ext")
+    return {k: ctx.path(k) for k in ("ca.crt", "srv.crt", "srv.key",
+                                      "cli.crt", "cli.key")}
+
+
+def tls_event(srv, f):
+    """The tls event of the session that stored message file f."""
+    sess = srv.session_of(f)
+    ev = srv.wait_event(event="tls", session=sess)
+    check(len(ev) == 1, "%d tls events for session %s" % (len(ev), sess))
+    return ev[0]
+
+
+def close_event(srv, sess=None, **match):
+    if sess is not None:
+        match["session"] = sess
+    return srv.wait_event(event="close", **match)[-1]
+
+
+# ====================================================== STARTTLS, SMTPS
+
+@test()
+def starttls_smtplib_verified(ctx):
+    """smtplib STARTTLS verified against --tls-ca-out, named localhost and
+    127.0.0.1; each message lands with an ESMTPS Received: line."""
+    srv = ctx.server()
+    for i, name in enumerate(("localhost", "127.0.0.1")):
+        s = srv.smtp_tls(verifying(srv.ca), hostname=name)
+        check(s.sock.version() == "TLSv1.3", "negotiated %s" %
+              s.sock.version())
+        peer = dict(x[0] for x in s.sock.getpeercert()["subject"])
+        check(peer.get("commonName") == HOST, "server certificate %s" % peer)
+        s.ehlo()
+        check(not s.has_extn("starttls"), "EHLO after TLS offers STARTTLS")
+        send_msg(s, "verified-%d" % i)
+        f = stored_tls(srv, "verified-%d" % i, n=i + 1)
+        ev = tls_event(srv, f)
+        check(ev.get("certificate") == "good" and
+              ev.get("protocol") == "TLSv1.3", "tls event %s" % ev)
+        m = srv.wait_event(event="message", session=srv.session_of(f))[0]
+        check(m.get("file") and os.path.basename(m["file"]) ==
+              os.path.basename(f), "message event %s" % m)
+        close_event(srv, srv.session_of(f), reason="quit")
+
+
+@test()
+def implicit_tls_smtplib(ctx):
+    """SMTP_SSL to --listen-tls: the banner comes over TLS, a message lands;
+    the plain listener keeps offering STARTTLS, the TLS one does not."""
+    srv = ctx.server(implicit=True)
+    s = srv.smtps(verifying(srv.ca))
+    check(s.sock.version() == "TLSv1.3", "negotiated %s" % s.sock.version())
+    code, text = s.ehlo()
+    check(code == 250 and not s.has_extn("starttls"),
+          "EHLO on SMTPS: %s %r" % (code, text))
+    code, text = s.docmd("STARTTLS")
+    check(code == 502, "STARTTLS on SMTPS got %s %r" % (code, text))
+    send_msg(s, "smtps")
+    f = stored_tls(srv, "smtps")
+    sess = srv.session_of(f)
+    conn = srv.find(event="connect", session=sess)
+    check(conn and conn[0].get("listener") == "127.0.0.1:%d" % srv.tls_port,
+          "connect event %s" % conn)
+    # the banner was sent after the handshake, not before
+    evs = [e for e in srv.events() if e.get("session") == sess]
+    order = [e["event"] for e in evs if e["event"] in ("tls", "reply")]
+    check(order[:2] == ["tls", "reply"] and
+          evs[[e["event"] for e in evs].index("reply")].get("code") == 220,
+          "events of the SMTPS session: %s" % order)
+    check(tls_event(srv, f).get("certificate") == "good", "tls event")
+    # a plaintext client on the SMTPS port is not greeted
+    c = Client("127.0.0.1", srv.tls_port, timeout=5, ctx=ctx)
+    c.cmd("EHLO plain.test")
+    data_ = c.raw(3)
+    check(not re.match(rb"\d\d\d", data_), "plaintext reply on the SMTPS "
+          "port: %s" % short(data_))
+    check(c.eof, "SMTPS port kept a plaintext client open")
+
+
+@test()
+def openssl_s_client_starttls(ctx):
+    srv = ctx.server()
+    rc, out, err = s_client(ctx, srv, srv.ca, "-verify_return_error",
+                            "-verify_hostname", "localhost")
+    check(rc == 0, "s_client exit %d: %s %s" % (rc, short(out[-300:], 300),
+                                                short(err, 300)))
+    check("Verify return code: 0 (ok)" in out, "no successful verification"
+          " in %s" % short(out, 600))
+    check(re.search(r"250-%s greets sclient\.test" % re.escape(HOST), out) and
+          "221 2.0.0 Bye" in out, "no EHLO/QUIT replies over TLS: %s" %
+          short(out[-600:], 600))
+    ev = srv.wait_event(event="tls")[0]
+    check(ev.get("protocol") == "TLSv1.3" and ev.get("certificate") ==
+          "good", "tls event %s" % ev)
+    close_event(srv, ev["session"], reason="quit")
+
+
+@test()
+def swaks_starttls(ctx):
+    srv = ctx.server()
+    rc, out = swaks(ctx, srv.port, "--tls", "--tls-verify", "--tls-ca-path",
+                    srv.ca, "--tls-sni", "localhost", "--from",
+                    "a@example.com", "--to", "b@example.com", "--header",
+                    "Subject: test swaks-starttls")
+    check(rc == 0, "swaks exit %d: %s" % (rc, short(out[-500:], 500)))
+    check(re.search(r"TLS started with cipher TLSv1\.3:", out),
+          "no TLS in swaks output: %s" % short(out, 500))
+    check(re.search(r"<~  250 2\.0\.0 Ok: queued as [0-9A-F]+", out),
+          "no queued reply (over TLS) in swaks output: %s" %
+          short(out[-400:], 400))
+    f = stored_tls(srv, "swaks-starttls")
+    check(header_of(f, "X-Smtpfault-Helo") == "swaks.test", "helo")
+    check(tls_event(srv, f).get("sni") == "localhost", "sni")
+
+
+@test()
+def swaks_implicit_tls(ctx):
+    srv = ctx.server(implicit=True)
+    rc, out = swaks(ctx, srv.tls_port, "--tlsc", "--tls-verify",
+                    "--tls-ca-path", srv.ca, "--from", "a@example.com",
+                    "--to", "b@example.com", "--header",
+                    "Subject: test swaks-tlsc")
+    check(rc == 0, "swaks exit %d: %s" % (rc, short(out[-500:], 500)))
+    check(re.search(r"TLS started with cipher TLSv1\.3:", out),
+          "no TLS in swaks output: %s" % short(out, 500))
+    check(re.search(r"<~  250 2\.0\.0 Ok: queued as [0-9A-F]+", out),
+          "no queued reply in swaks output: %s" % short(out[-400:], 400))
+    stored_tls(srv, "swaks-tlsc")
+
+
+# ===================================================== protocol details
+
+@test()
+def starttls_injection(ctx):
+    """CVE-2011-0411: 'STARTTLS\\r\\nEHLO x\\r\\n' in one write gets one
+    reply; the EHLO sent in plaintext is never run, even after TLS."""
+    srv = ctx.server()
+    c = srv.connect()
+    c.ehlo()
+    c.send(b"STARTTLS\r\nEHLO x\r\n")
+    c.expect_reply(b"220 2.0.0 ")
+    c.expect_silence(0.5)           # no second plaintext reply
+    ssock = c.wrap(verifying(srv.ca), "localhost")
+    check(ssock.version() == "TLSv1.3", "version %s" % ssock.version())
+    c.expect_silence(0.5)           # nor one over TLS
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.expect_reply(b"503 5.5.1 ")   # the injected EHLO did not count
+    lines = c.ehlo("after.test")
+    check("STARTTLS" not in lines, "EHLO after TLS: %s" % lines)
+    envelope(c, helo=False)
+    data(c, body("injection"))
+    c.cmd("QUIT")
+    c.expect_reply(b"221")
+    f = stored_tls(srv, "injection")
+    check(header_of(f, "X-Smtpfault-Helo") == "after.test", "helo %s" %
+          header_of(f, "X-Smtpfault-Helo"))
+    ev = srv.wait_event(event="tls_injection")
+    check(len(ev) == 1 and ev[0].get("discarded") == len(b"EHLO x\r\n"),
+          "tls_injection events %s" % ev)
+    ehlos = [e.get("arg") for e in srv.find(event="command", verb="EHLO")]
+    check(ehlos == ["client.test", "after.test"], "EHLO commands run: %s" %
+          ehlos)
+    replies = [e.get("code") for e in srv.find(event="reply")]
+    check(replies.count(220) == 2, "replies %s" % replies)
+
+
+@test()
+def starttls_twice(ctx):
+    srv = ctx.server()
+    c = srv.connect()
+    c.ehlo()
+    c.starttls(verifying(srv.ca))
+    c.cmd("STARTTLS")               # before and after the new EHLO
+    c.expect_reply(b"503 5.5.1 ")
+    c.ehlo()
+    c.cmd("STARTTLS")
+    c.expect_reply(b"503 5.5.1 ")
+    envelope(c, helo=False)         # the session is still usable
+    data(c, body("twice"))
+    c.cmd("QUIT")
+    c.expect_reply(b"221")
+    stored_tls(srv, "twice")
+    check(len(srv.find(event="tls")) == 1, "tls events %s" %
+          srv.find(event="tls"))
+
+
+@test()
+def starttls_with_argument(ctx):
+    srv = ctx.server()
+    c = srv.connect()
+    c.ehlo()
+    c.cmd("STARTTLS now")
+    c.expect_reply(b"501 5.5.4 ")
+    c.expect_silence(0.3)           # no handshake was started
+    c.cmd("NOOP")
+    c.expect_reply(b"250 ")
+    c.starttls(verifying(srv.ca))   # the plain STARTTLS still works
+    c.ehlo()
+    c.cmd("QUIT")
+    c.expect_reply(b"221")
+    check(len(srv.find(event="tls")) == 1, "no tls event")
+
+
+@test()
+def require_tls(ctx):
+    srv = ctx.server(conf="[tls]\nrequire_tls = yes\n")
+    c = srv.connect()
+    lines = c.ehlo()
+    check("STARTTLS" in lines, "EHLO lacks STARTTLS: %s" % lines)
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.expect_reply(b"530 5.7.0 ")
+    c.starttls(verifying(srv.ca))
+    c.ehlo()
+    envelope(c, helo=False)
+    data(c, body("required"))
+    c.cmd("QUIT")
+    c.expect_reply(b"221")
+    stored_tls(srv, "required")
+    # smtplib without STARTTLS is refused the same way
+    s = srv.smtp()
+    s.connect("127.0.0.1", srv.port)
+    s.ehlo()
+    code, text = s.mail("a@example.com")
+    check(code == 530, "plaintext MAIL got %s %r" % (code, text))
+    s.quit()
+
+
+@test()
+def session_reset_after_tls(ctx):
+    """RFC 3207 4.2: after the handshake the client must EHLO again; what
+    it said before is forgotten and STARTTLS is no longer offered."""
+    srv = ctx.server()
+    c = srv.connect()
+    lines = c.ehlo("before.test")
+    check("STARTTLS" in lines, "EHLO lacks STARTTLS: %s" % lines)
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.expect_reply(b"250 2.1.0")
+    c.cmd("STARTTLS")               # not inside a transaction
+    c.expect_reply(b"503 5.5.1 ")
+    c.cmd("RSET")
+    c.expect_reply(b"250")
+    c.starttls(verifying(srv.ca))
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.expect_reply(b"503 5.5.1 ")
+    c.cmd("RCPT TO:<b@example.com>")
+    c.expect_reply(b"503 5.5.1 ")
+    lines = c.ehlo("after.test")
+    check("STARTTLS" not in lines, "EHLO after TLS: %s" % lines)
+    check("PIPELINING" in lines and any(l.startswith("SIZE") for l in lines),
+          "EHLO after TLS lost extensions: %s" % lines)
+    c.cmd("RCPT TO:<b@example.com>")
+    c.expect_reply(b"503 5.5.1 ")   # no MAIL survived the handshake
+    envelope(c, helo=False)
+    data(c, body("reset"))
+    c.cmd("QUIT")
+    c.expect_reply(b"221")
+    f = stored_tls(srv, "reset")
+    check(header_of(f, "X-Smtpfault-Helo") == "after.test", "helo %s" %
+          header_of(f, "X-Smtpfault-Helo"))
+    check(b"Received: from after.test " in read_file(f), "Received: names "
+          "the old HELO")
+
+
+@test()
+def garbage_client_hello(ctx):
+    """What follows the 220 must be a TLS handshake: anything else ends the
+    session, never a fall-back to plaintext SMTP."""
+    srv = ctx.server(implicit=True)
+    junk = (b"GET / HTTP/1.0\r\n\r\n",
+            b"EHLO x\r\nMAIL FROM:<a@example.com>\r\n",
+            b"\x16\x03\x01\x00\x10" + b"\xff" * 16)
+    for j in junk:
+        c = srv.connect()
+        c.ehlo()
+        c.cmd("STARTTLS")
+        c.expect_reply(b"220 2.0.0 ")
+        c.send(j)
+        got = c.raw(5)
+        check(c.eof, "session still open after %s" % short(j))
+        check(not re.search(rb"\d\d\d[ -]", got), "SMTP reply after garbage "
+              "%s: %s" % (short(j), short(got)))
+        check(got == b"" or got[:1] == b"\x15", "not a TLS alert: %s" %
+              short(got))
+    c = Client("127.0.0.1", srv.tls_port, timeout=5, ctx=ctx)
+    c.send(junk[1])
+    got = c.raw(5)
+    check(c.eof and not re.search(rb"\d\d\d[ -]", got),
+          "SMTPS answered plaintext: %s" % short(got))
+    errs = srv.wait_event(event="tls_error", count=4)
+    check(all(e.get("stage") == "handshake" and e.get("reason")
+              for e in errs), "tls_error events %s" % errs)
+    closes = srv.wait_event(event="close", count=4)
+    check(all(e.get("reason") == "tls_failed" for e in closes),
+          "close events %s" % closes)
+    check(not srv.find(event="command", verb="MAIL") and
+          len(srv.find(event="command", verb="EHLO")) == 3,
+          "a command after STARTTLS was run: %s" % srv.find(event="command"))
+    check(not srv.find(event="tls"), "a handshake succeeded")
+
+
+@test()
+def handshake_timeout(ctx):
+    """[tls] handshake_timeout = 1s: silent, or stopping half-way through
+    the ClientHello, the session is closed within a few seconds."""
+    srv = ctx.server(conf="[tls]\nhandshake_timeout = 1s\n", implicit=True)
+    a = srv.connect()
+    a.ehlo()
+    a.cmd("STARTTLS")
+    a.expect_reply(b"220 2.0.0 ")
+    ta = time.monotonic()
+    b = srv.connect()
+    b.ehlo()
+    b.cmd("STARTTLS")
+    b.expect_reply(b"220 2.0.0 ")
+    tb = time.monotonic()
+    hello = client_hello()
+    b.send(hello[:len(hello) // 2])
+    c = Client("127.0.0.1", srv.tls_port, timeout=5, ctx=ctx)
+    tc = time.monotonic()
+    for cl, t0, what in ((a, ta, "silent STARTTLS"),
+                         (b, tb, "half a ClientHello"),
+                         (c, tc, "silent SMTPS")):
+        cl.wait_closed(timeout=6)
+        between(time.monotonic() - t0, 0.8, 4, what)
+    closes = srv.wait_event(event="close", count=3)
+    check([e.get("reason") for e in closes] == ["tls_timeout"] * 3,
+          "close events %s" % closes)
+    # a normal handshake is unaffected
+    s = srv.smtp_tls(verifying(srv.ca))
+    send_msg(s, "after-timeouts")
+    stored_tls(srv, "after-timeouts")
+
+
+@test()
+def tls_event_fields(ctx):
+    srv = ctx.server(implicit=True)
+    ca = srv.ca
+    seen = []
+    # STARTTLS naming localhost: SNI sent
+    c = srv.connect()
+    c.ehlo()
+    s1 = c.starttls(verifying(ca), "localhost")
+    seen.append((s1, "localhost", "TLSv1.3"))
+    # STARTTLS naming an IP address: no SNI
+    d = srv.connect()
+    d.ehlo()
+    s2 = d.starttls(verifying(ca), "127.0.0.1")
+    seen.append((s2, None, "TLSv1.3"))
+    # SMTPS with TLS 1.2, naming the server's host name
+    e = srv.connect(implicit=True, tls=verifying(ca, tls12=True),
+                    hostname=HOST)
+    seen.append((e.sock, HOST, "TLSv1.2"))
+    evs = srv.wait_event(event="tls", count=3)
+    check(len(evs) == 3, "tls events %s" % evs)
+    for ev, (sock, sni, proto) in zip(evs, seen):
+        name, version, bits = sock.cipher()
+        want = {"protocol": proto, "cipher": name, "bits": bits, "sni": sni,
+                "certificate": "good", "client": "127.0.0.1"}
+        got = {k: ev.get(k, "<missing>") for k in want}
+        check(got == want and sock.version() == proto, "tls event %s, "
+              "expected %s" % (ev, want))
+        check("sni" in ev and "client_cert" not in ev and
+              re.fullmatch(r"[0-9a-f]{8}", ev.get("session", "")) and
+              isinstance(ev.get("seq"), int) and ev.get("time"),
+              "tls event fields %s" % ev)
+    check(evs[2]["cipher"].startswith("ECDHE-ECDSA-"), "TLS 1.2 cipher %s" %
+          evs[2]["cipher"])
+    for cl in (c, d, e):
+        cl.ehlo()
+        cl.cmd("QUIT")
+        cl.expect_reply(b"221")
+
+
+@test()
+def client_cert_logged(ctx):
+    pki = make_pki(ctx)
+    srv = ctx.server(conf="[tls]\nask_client_cert = yes\n")
+    tls = verifying(srv.ca)
+    tls.load_cert_chain(pki["cli.crt"], pki["cli.key"])
+    s = srv.smtp_tls(tls)
+    send_msg(s, "client-cert")
+    ev = tls_event(srv, stored_tls(srv, "client-cert"))
+    cc = ev.get("client_cert") or ""
+    check("CN=client.test" in cc and "O=tls_test" in cc, "client_cert %r in "
+          "%s" % (cc, ev))
+    # asked, but none given: still accepted, nothing logged
+    s = srv.smtp_tls(verifying(srv.ca))
+    send_msg(s, "no-client-cert")
+    ev = tls_event(srv, stored_tls(srv, "no-client-cert", n=2))
+    check("client_cert" not in ev, "client_cert without one: %s" % ev)
+    # not asked: a client certificate is never sent, so not logged
+    srv2 = ctx.server()
+    tls = verifying(srv2.ca)
+    tls.load_cert_chain(pki["cli.crt"], pki["cli.key"])
+    s = srv2.smtp_tls(tls)
+    send_msg(s, "unasked")
+    ev = tls_event(srv2, stored_tls(srv2, "unasked"))
+    check("client_cert" not in ev, "client_cert not asked for: %s" % ev)
+
+
+@test()
+def cert_key_files(ctx):
+    """[tls] cert/key from files made with openssl; key inside the cert
+    file; a bad key path, a bad cert path and a key that does not match
+    fail --check-config with a message naming the file."""
+    pki = make_pki(ctx)
+    conf = "[tls]\ncert = %s\nkey = %s\n" % (pki["srv.crt"], pki["srv.key"])
+    srv = ctx.server(conf=conf)
+    s = srv.smtp_tls(verifying(pki["ca.crt"]), hostname="localhost")
+    peer = dict(x[0] for x in s.sock.getpeercert()["subject"])
+    check(peer.get("commonName") == "localhost" and
+          peer.get("organizationName") == "tls_test", "peer %s" % peer)
+    send_msg(s, "own-cert")
+    stored_tls(srv, "own-cert")
+    # the generated CA does not vouch for it
+    try:
+        srv.smtp_tls(verifying(srv.ca))
+        raise Fail("our certificate verified against the generated CA")
+    except ssl.SSLCertVerificationError as e:
+        check("unable to get local issuer certificate" in e.verify_message,
+              "verify_message %r" % e.verify_message)
+    # key in the cert file
+    both = ctx.write("both.pem", open(pki["srv.crt"]).read() +
+                     open(pki["srv.key"]).read())
+    good = ctx.write("both.ini", "[tls]\ncert = %s\n" % both)
+    r = ctx.run([BIN, "-c", good, "--check-config"], timeout=10)
+    check(r.returncode == 0 and b"configuration OK" in r.stdout,
+          "cert+key in one file: exit %d %s" % (r.returncode,
+                                                short(r.stderr, 300)))
+    srv2 = ctx.server(conf="[tls]\ncert = %s\n" % both)
+    s = srv2.smtp_tls(verifying(pki["ca.crt"]))
+    send_msg(s, "both")
+    stored_tls(srv2, "both")
+    missing = ctx.path("no-such-dir", "missing.key")
+    for name, text, words in (
+            ("badkey", "cert = %s\nkey = %s\n" % (pki["srv.crt"], missing),
+             (missing,)),
+            ("badcert", "cert = %s\nkey = %s\n" % (ctx.path("nope.crt"),
+                                                   pki["srv.key"]),
+             (ctx.path("nope.crt"),)),
+            ("mismatch", "cert = %s\nkey = %s\n" % (pki["srv.crt"],
+                                                    pki["cli.key"]),
+             ("key",))):
+        ini = ctx.write(name + ".ini", "[tls]\n" + text)
+        r = ctx.run([BIN, "-c", ini, "--check-config"], timeout=10)
+        err = r.stderr.decode("utf-8", "replace")
+        check(r.returncode == 2, "%s: --check-config exit %d, want 2; %s" % (
+            name, r.returncode, short(err, 300)))
+        check(b"configuration OK" not in r.stdout, "%s: stdout says OK" %
+              name)
+        check(all(w in err for w in words), "%s: stderr does not name %s: "
+              "%s" % (name, words, short(err, 300)))
+        # the server refuses to start with it
+        pf = ctx.path(name + ".ports")
+        r = ctx.run([BIN, "-c", ini, "--listen", "127.0.0.1:0",
+                     "--port-file", pf, "--events", ""], timeout=10)
+        check(r.returncode == 2 and not os.path.exists(pf),
+              "%s: server started (exit %d)" % (name, r.returncode))
+
+
+@test()
+def min_version_tls13(ctx):
+    srv = ctx.server(conf="[tls]\nmin_version = TLSv1.3\n")
+    try:
+        srv.smtp_tls(verifying(srv.ca, tls12=True))
+        raise Fail("a TLS 1.2-only client got through min_version TLSv1.3")
+    except ssl.SSLCertVerificationError as e:
+        raise Fail("certificate error instead of a version one: %s" % e)
+    except ssl.SSLError as e:
+        check("VERSION" in str(e).upper() or "PROTOCOL" in str(e).upper(),
+              "TLS 1.2 client failed with %r" % e)
+    err = srv.wait_event(event="tls_error")[0]
+    check(err.get("stage") == "handshake" and "protocol" in
+          err.get("reason", ""), "tls_error %s" % err)
+    close_event(srv, err["session"], reason="tls_failed")
+    s = srv.smtp_tls(verifying(srv.ca))
+    check(s.sock.version() == "TLSv1.3", "version %s" % s.sock.version())
+    send_msg(s, "tls13")
+    stored_tls(srv, "tls13")
+
+
+@test()
+def pipelined_noops_tls(ctx):
+    """2000 NOOPs in one write over TLS are all answered, in order; then a
+    pipelined transaction with a 1 MB BDAT chunk in one write."""
+    srv = ctx.server()
+    c = srv.connect()
+    c.ehlo()
+    c.starttls(verifying(srv.ca))
+    c.ehlo()
+    n = 2000
+    c.send(b"NOOP\r\n" * n + b"HELP\r\n")
+    for i in range(n):
+        c.expect_reply(b"250 2.0.0 Ok", timeout=20)
+    c.expect_reply(b"214 ")
+    chunk = (b"Subject: test bdat-tls\r\n\r\n" +
+             b"".join(b"%07d %s\r\n" % (i, b"b" * 60) for i in range(15000)))
+    c.send(b"MAIL FROM:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n" +
+           b"BDAT %d LAST\r\n" % len(chunk) + chunk + b"QUIT\r\n")
+    c.expect_reply(b"250 2.1.0")
+    c.expect_reply(b"250 2.1.5")
+    c.expect_reply(b"250 2.0.0 Ok: queued as ", timeout=20)
+    c.expect_reply(b"221")
+    f = stored_tls(srv, "bdat-tls")
+    check(read_file(f).endswith(chunk), "BDAT message not stored intact")
+    noops = srv.find(event="command", verb="NOOP")
+    check(len(noops) == n, "%d NOOP command events" % len(noops))
+
+
+@test()
+def big_message_tls(ctx):
+    """A 2 MB message through smtplib over TLS is stored byte for byte."""
+    srv = ctx.server()
+    lines = []
+    i = 0
+    size = 0
+    while size < 2 * 1024 * 1024:
+        ln = b"%s%08d %s" % (b"." if i % 37 == 0 else b"", i,
+                             bytes([65 + i % 26]) * (40 + i % 900))
+        lines.append(ln)
+        size += len(ln) + 2
+        i += 1
+    msg = (b"From: a@example.com\r\nTo: b@example.com\r\n"
+           b"Subject: test big-tls\r\n\r\n" + b"\r\n".join(lines) + b"\r\n")
+    s = srv.smtp_tls(verifying(srv.ca), timeout=30)
+    s.ehlo()
+    refused = s.sendmail("a@example.com", ["b@example.com"], msg)
+    check(refused == {}, "refused %s" % refused)
+    s.quit()
+    f = stored_tls(srv, "big-tls")
+    raw = read_file(f)
+    check(raw.endswith(msg), "stored message differs (%d bytes stored, %d "
+          "sent)" % (len(raw), len(msg)))
+    ev = srv.wait_event(event="message")[0]
+    check(ev.get("size") == len(msg), "message size %s, sent %d" % (
+        ev.get("size"), len(msg)))
+
+
+# ======================================================= shipped scenarios
+
+@test()
+def tls_unavailable(ctx):
+    srv = ctx.server(scenario_arg("tls-unavailable"))
+    c = srv.connect()
+    check("STARTTLS" in c.ehlo(), "STARTTLS not advertised")
+    c.cmd("STARTTLS")
+    ln = c.expect_reply(b"454 4.7.0 ")
+    check("TLS not available" in ln, "reply %r" % ln)
+    envelope(c, helo=False)         # plaintext goes on
+    data(c, body("plain"))
+    c.cmd("QUIT")
+    c.expect_reply(b"221")
+    f = srv.wait_new(1)[0]
+    check(re.search(rb"with ESMTP id ", read_file(f)), "Received: of a "
+          "plaintext message")
+    # smtplib: a refused STARTTLS is an error it reports
+    s = srv.smtp()
+    s.connect("127.0.0.1", srv.port)
+    s.ehlo()
+    try:
+        s.starttls(context=verifying(srv.ca))
+        raise Fail("smtplib starttls() succeeded")
+    except smtplib.SMTPResponseException as e:
+        check(e.smtp_code == 454, "smtplib got %s" % e.smtp_code)
+    s.quit()
+    fl = srv.faults()
+    check(len(fl) == 2 and all(x.get("hook") == "starttls" and
+                               x.get("code") == 454 for x in fl),
+          "fault events %s" % fl)
+    check(not srv.find(event="tls"), "a handshake happened")
+
+
+@test()
+def tls_abort(ctx):
+    srv = ctx.server(scenario_arg("tls-abort"))
+    c = srv.connect()
+    c.ehlo()
+    c.cmd("STARTTLS")
+    c.expect_reply(b"220 2.0.0 ")
+    c.wait_closed(timeout=3)        # before we sent a handshake byte
+    check(not c.reset_seen, "closed with RST, expected a FIN")
+    close_event(srv, reason="fault_tls_abort")
+    s = srv.smtp()
+    s.connect("127.0.0.1", srv.port)
+    s.ehlo()
+    try:
+        s.starttls(context=verifying(srv.ca))
+        raise Fail("smtplib's handshake succeeded")
+    except ssl.SSLCertVerificationError as e:
+        raise Fail("certificate error: %s" % e)
+    except (OSError, smtplib.SMTPServerDisconnected):
+        pass
+    fl = srv.faults(action="tls_abort", hook="starttls")
+    check(len(fl) == 2, "fault events %s" % srv.faults())
+    check(len(srv.find(event="close", reason="fault_tls_abort")) == 2,
+          "close events %s" % srv.find(event="close"))
+
+
+@test()
+def tls_reset(ctx):
+    srv = ctx.server(scenario_arg("tls-reset"))
+    # a real client's handshake
+    c = srv.connect()
+    c.ehlo()
+    c.cmd("STARTTLS")
+    c.expect_reply(b"220 2.0.0 ")
+    try:
+        c.wrap(verifying(srv.ca), "localhost")
+        raise Fail("handshake succeeded")
+    except ssl.SSLCertVerificationError as e:
+        raise Fail("certificate error: %s" % e)
+    except ConnectionResetError:
+        pass
+    except ssl.SSLError as e:
+        check("EOF" not in type(e).__name__, "handshake ended by FIN, not RST:"
+              " %r" % e)
+    close_event(srv, reason="fault_tls_reset")
+    # byte-level: the ClientHello is answered by a reset, nothing else
+    d = srv.connect()
+    d.ehlo()
+    d.cmd("STARTTLS")
+    d.expect_reply(b"220 2.0.0 ")
+    d.expect_silence(0.3)           # nothing until the ClientHello
+    d.send(client_hello())
+    got = d.raw(3)
+    check(d.eof and d.reset_seen and not got, "after the ClientHello: %s, "
+          "eof %s, reset %s" % (short(got), d.eof, d.reset_seen))
+    check(len(srv.find(event="close", reason="fault_tls_reset")) == 2,
+          "close events %s" % srv.find(event="close"))
+    check(len(srv.faults(action="tls_reset")) == 2, "fault events %s" %
+          srv.faults())
+
+
+@test()
+def tls_stall(ctx):
+    srv = ctx.server(scenario_arg("tls-stall"),
+                     conf="[faults]\nhold_max = 3s\n")
+    c = srv.connect()
+    c.ehlo()
+    c.cmd("STARTTLS")
+    c.expect_reply(b"220 2.0.0 ")
+    t0 = time.monotonic()
+    c.send(client_hello())
+    # smtplib, meanwhile, gives up after its own 2 s
+    s = srv.smtp(timeout=2)
+    s.connect("127.0.0.1", srv.port)
+    s.ehlo()
+    t1 = time.monotonic()
+    try:
+        s.starttls(context=verifying(srv.ca))
+        raise Fail("smtplib's handshake succeeded")
+    except (socket.timeout, TimeoutError):
+        between(time.monotonic() - t1, 1.8, 4, "smtplib handshake timeout")
+    except OSError as e:
+        raise Fail("smtplib handshake failed with %r, expected a timeout" % e)
+    s.close()
+    c.expect_silence(max(0.0, t0 + 2 - time.monotonic()))  # no ServerHello
+    c.wait_closed(timeout=8)
+    between(time.monotonic() - t0, 2.5, 8, "stall until hold_max")
+    check(len(srv.find(event="close", reason="hold_max")) == 1 and
+          len(srv.find(event="close", reason="client_gone")) == 1,
+          "close events %s" % srv.find(event="close"))
+    check(len(srv.faults(action="tls_stall")) == 2, "fault events %s" %
+          srv.faults())
+    check(not srv.find(event="tls"), "a handshake finished")
+
+
+# verify_message of Python's ssl, (code, text) of openssl's Verify return code
+CERT_FAULTS = {
+    "tls-expired": ("expired", "certificate has expired",
+                    (10, "certificate has expired")),
+    "tls-not-yet-valid": ("not_yet_valid", "certificate is not yet valid",
+                          (9, "certificate is not yet valid")),
+    "tls-wrong-host": ("wrong_host", "Hostname mismatch",
+                       (62, "hostname mismatch")),
+    "tls-self-signed": ("self_signed", "self-signed certificate",
+                        (18, "self-signed certificate")),
+    "tls-unknown-ca": ("unknown_ca", "unable to get local issuer certificate",
+                       (20, "unable to get local issuer certificate")),
+}
+
+
+def cert_fault(ctx, name):
+    variant, message, (code, text) = CERT_FAULTS[name]
+    srv = ctx.server(scenario_arg(name))
+    # a verifying client refuses the certificate
+    try:
+        srv.smtp_tls(verifying(srv.ca), hostname="localhost")
+        raise Fail("verifying client accepted the %s certificate" % variant)
+    except ssl.SSLCertVerificationError as e:
+        check(message in (e.verify_message or ""), "verify_message %r, "
+              "expected %r" % (e.verify_message, message))
+    err = srv.wait_event(event="tls_error")[0]
+    check(err.get("stage") == "handshake", "tls_error %s" % err)
+    close_event(srv, err["session"])
+    # openssl s_client reports it, and goes on
+    rc, out, _ = s_client(ctx, srv, srv.ca, "-verify_hostname", "localhost")
+    m = re.findall(r"Verify return code: (\d+) \(([^)]*)\)", out)
+    check(m and m[0] == (str(code), text), "s_client: %s, expected %d (%s)"
+          % (m, code, text))
+    check(rc == 0 and "221 2.0.0 Bye" in out, "s_client exit %d: %s" % (
+        rc, short(out[-300:], 300)))
+    # an opportunistic client completes the handshake and delivers
+    s = srv.smtp_tls(insecure(), hostname="localhost")
+    s.ehlo()
+    send_msg(s, "opportunistic")
+    f = stored_tls(srv, "opportunistic")
+    ev = tls_event(srv, f)
+    check(ev.get("certificate") == variant, "tls event %s" % ev)
+    fl = srv.faults(action="tls_fault", hook="starttls")
+    check(len(fl) == 3, "fault events %s" % srv.faults())
+
+
+@test()
+def tls_expired(ctx):
+    cert_fault(ctx, "tls-expired")
+
+
+@test()
+def tls_not_yet_valid(ctx):
+    cert_fault(ctx, "tls-not-yet-valid")
+
+
+@test()
+def tls_wrong_host(ctx):
+    cert_fault(ctx, "tls-wrong-host")
+
+
+@test()
+def tls_self_signed(ctx):
+    cert_fault(ctx, "tls-self-signed")
+
+
+@test()
+def tls_unknown_ca(ctx):
+    cert_fault(ctx, "tls-unknown-ca")
+
+
+@test()
+def tls_old_protocol(ctx):
+    srv = ctx.server(scenario_arg("tls-old-protocol"))
+    try:
+        srv.smtp_tls(verifying(srv.ca))
+        raise Fail("a default client accepted TLS 1.0")
+    except ssl.SSLCertVerificationError as e:
+        raise Fail("certificate error instead of a version one: %s" % e)
+    except ssl.SSLError as e:
+        check("VERSION" in str(e).upper() or "PROTOCOL" in str(e).upper(),
+              "default client failed with %r" % e)
+    err = srv.wait_event(event="tls_error")[0]
+    check("protocol" in err.get("reason", ""), "tls_error %s" % err)
+    # a client that still allows TLS 1.0
+    old = insecure()
+    try:
+        old.minimum_version = ssl.TLSVersion.TLSv1
+        old.set_ciphers("DEFAULT:@SECLEVEL=0")
+    except (ValueError, ssl.SSLError) as e:
+        ctx.note("TLS 1.0 client not possible here: %s" % e)
+        return
+    try:
+        s = srv.smtp_tls(old)
+    except ssl.SSLError as e:
+        ctx.note("local OpenSSL refuses TLS 1.0: %s" % e)
+        return
+    check(s.sock.version() == "TLSv1", "version %s" % s.sock.version())
+    s.ehlo()
+    send_msg(s, "tls10")
+    f = stored_tls(srv, "tls10", proto=rb"with ESMTPS \(TLSv1:")
+    ev = tls_event(srv, f)
+    check(ev.get("protocol") == "TLSv1" and ev.get("certificate") == "tls1",
+          "tls event %s" % ev)
+
+
+@test()
+def tls_weak_ciphers(ctx):
+    srv = ctx.server(scenario_arg("tls-weak-ciphers"))
+    try:
+        srv.smtp_tls(verifying(srv.ca))
+        raise Fail("a default client agreed on a cipher")
+    except ssl.SSLCertVerificationError as e:
+        raise Fail("certificate error instead of a cipher one: %s" % e)
+    except ssl.SSLError as e:
+        check("HANDSHAKE_FAILURE" in str(e).upper(), "default client failed "
+              "with %r" % e)
+    err = srv.wait_event(event="tls_error")[0]
+    check("no shared cipher" in err.get("reason", ""), "tls_error %s" % err)
+    close_event(srv, err["session"], reason="tls_failed")
+    # a client that offers only NULL ciphers gets one
+    null = insecure()
+    try:
+        null.maximum_version = ssl.TLSVersion.TLSv1_2
+        null.set_ciphers("NULL-SHA256:NULL-SHA:@SECLEVEL=0")
+    except (ValueError, ssl.SSLError) as e:
+        ctx.note("NULL-cipher client not possible here: %s" % e)
+        return
+    try:
+        s = srv.smtp_tls(null)
+    except ssl.SSLError as e:
+        ctx.note("local OpenSSL refuses NULL ciphers: %s" % e)
+        return
+    check(s.sock.cipher()[0].startswith("NULL-"), "cipher %s" %
+          (s.sock.cipher(),))
+    s.ehlo()
+    send_msg(s, "null-cipher")
+    f = stored_tls(srv, "null-cipher", proto=rb"with ESMTPS \(TLSv1\.2:NULL-")
+    check(tls_event(srv, f).get("certificate") == "weak_ciphers", "tls event")
+
+
+@test()
+def tls_not_offered(ctx):
+    srv = ctx.server(scenario_arg("tls-not-offered"))
+    c = srv.connect()
+    lines = c.ehlo()
+    check("STARTTLS" not in lines, "EHLO offers STARTTLS: %s" % lines)
+    c.cmd("STARTTLS")
+    c.expect_reply(b"502 5.5.1 ")
+    envelope(c, helo=False)
+    data(c, body("not-offered"))
+    c.cmd("QUIT")
+    c.expect_reply(b"221")
+    s = srv.smtp()
+    s.connect("127.0.0.1", srv.port)
+    s.ehlo()
+    try:
+        s.starttls(context=verifying(srv.ca))
+        raise Fail("smtplib starttls() succeeded")
+    except smtplib.SMTPNotSupportedError:
+        pass
+    s.quit()
+    f = srv.wait_new(1)[0]
+    check(re.search(rb"with ESMTP id ", read_file(f)), "Received: of a "
+          "plaintext message")
+    check(not srv.find(event="tls") and not srv.find(event="tls_error"),
+          "TLS events without TLS")
+
+
+@test()
+def tls_scenarios_covered(ctx):
+    """Every shipped tls-* scenario passes --check-config, opens with the
+    comment block, and has a test of its own in this file."""
+    names = sorted(f[:-4] for f in os.listdir(SHIPPED)
+                   if f.startswith("tls-") and f.endswith(".ini"))
+    check(names, "no shipped tls-* scenarios")
+    tested = {t[0] for t in TESTS}
+    missing = [n for n in names if n.replace("-", "_") not in tested]
+    check(not missing, "shipped TLS scenarios without a test: %s" % missing)
+    for n in names:
+        r = ctx.run([BIN, "--check-config", "-s", scenario_arg(n)],
+                    timeout=10)
+        check(r.returncode == 0 and b"configuration OK" in r.stdout,
+              "%s: exit %d %s" % (n, r.returncode, short(r.stderr, 300)))
+        with open(os.path.join(SHIPPED, n + ".ini")) as f:
+            head = f.read(400)
+        check(re.match(r"; NAME +%s\n" % re.escape(n), head),
+              "%s.ini does not start with '; NAME %s'" % (n, n))
+
+
+# ================================================================== runner
+
+def run_one(name, fn, timeout):
+    ctx = Ctx(name)
+    with LIVE_LOCK:
+        LIVE.add(ctx)
+    try:
+        return run_ctx(ctx, fn, timeout)
+    finally:
+        with LIVE_LOCK:
+            LIVE.discard(ctx)
+
+
+def run_ctx(ctx, fn, timeout):
+    result = {}
+
+    def body_():
+        try:
+            fn(ctx)
+            result["ok"] = True
+        except Skip as e:
+            result["skip"] = str(e)
+        except Fail as e:
+            result["fail"] = str(e)
+        except Exception as e:
+            tb = traceback.extract_tb(e.__traceback__)
+            where = "%s:%d" % (os.path.basename(tb[-1].filename),
+                               tb[-1].lineno) if tb else "?"
+            result["fail"] = "%s: %r (at %s)" % (type(e).__name__, e, where)
+
+    t = threading.Thread(target=body_, daemon=True)
+    t0 = time.monotonic()
+    t.start()
+    t.join(T(timeout))
+    if t.is_alive():
+        ctx.abort()
+        t.join(10)
+        result = {"fail": "timed out after %ss" % timeout}
+    why, kept = ctx.cleanup(ok="ok" in result)
+    if why and "ok" in result:
+        result = {"fail": why}
+    if kept:
+        result["kept"] = kept
+    result["notes"] = list(ctx.notes)
+    result["secs"] = time.monotonic() - t0
+    return result
+
+
+def report(name, r):
+    extra = " [%.1fs]" % r["secs"] if os.environ.get("SMTPFAULT_TIMES") \
+        else ""
+    if "fail" in r:
+        msg = r["fail"].replace("\n", " ")
+        if r.get("kept"):
+            msg += " (kept %s)" % r["kept"]
+        print("FAIL %s: %s%s" % (name, msg, extra))
+    elif "skip" in r:
+        print("ok %s # skip %s%s" % (name, r["skip"], extra))
+    else:
+        notes = "".join(" # note: " + n.replace("\n", " ")
+                        for n in r.get("notes", ()))
+        print("ok %s%s%s" % (name, notes, extra))
+    sys.stdout.flush()
+    return "fail" not in r
+
+
+def main(argv):
+    global BIN
+    if len(argv) < 2 or argv[1] in ("-h", "--help"):
+        sys.stderr.write("usage: %s SMTPFAULT-BINARY [NAME-FILTER]\n" %
+                         argv[0])
+        return 2
+    BIN = os.path.abspath(argv[1])
+    if not os.access(BIN, os.X_OK):
+        sys.stderr.write("tls_test: %s is not an executable\n" % BIN)
+        return 2
+    tests = list(TESTS)
+    if len(argv) > 2:
+        pat = argv[2]
+        if any(ch in pat for ch in "*?["):
+            tests = [t for t in tests if fnmatch.fnmatchcase(t[0], pat)]
+        else:
+            tests = [t for t in tests if pat in t[0]]
+    # the long ones first, so that they overlap with the many short ones
+    heavy = {"tls_stall", "handshake_timeout", "big_message_tls",
+             "pipelined_noops_tls", "cert_key_files", "client_cert_logged"}
+    order = sorted(range(len(tests)), key=lambda i: tests[i][0] not in heavy)
+    results = [None] * len(tests)
+    cond = threading.Condition()
+    sem = threading.Semaphore(max(1, JOBS))
+    t0 = time.monotonic()
+
+    def worker(i):
+        try:
+            results[i] = run_one(*tests[i])
+        except Exception as e:
+            results[i] = {"fail": "runner error %r" % (e,), "secs": 0}
+        finally:
+            sem.release()
+            with cond:
+                cond.notify_all()
+
+    try:
+        return run_all(tests, order, results, cond, sem, worker, t0)
+    except KeyboardInterrupt:
+        with LIVE_LOCK:
+            live = list(LIVE)
+        for ctx in live:
+            ctx.abort()
+            ctx.cleanup(False)
+        sys.stderr.write("tls_test: interrupted\n")
+        return 130
+
+
+def run_all(tests, order, results, cond, sem, worker, t0):
+    passed = failed = 0
+    nxt = 0
+    for i in order:
+        sem.acquire()
+        threading.Thread(target=worker, args=(i,), daemon=True).start()
+        with cond:
+            while nxt < len(tests) and results[nxt] is not None:
+                if report(tests[nxt][0], results[nxt]):
+                    passed += 1
+                else:
+                    failed += 1
+                nxt += 1
+    with cond:
+        while nxt < len(tests):
+            while results[nxt] is None:
+                cond.wait(1)
+            if report(tests[nxt][0], results[nxt]):
+                passed += 1
+            else:
+                failed += 1
+            nxt += 1
+    if os.environ.get("SMTPFAULT_TIMES"):
+        sys.stderr.write("tls_test: %.1fs\n" % (time.monotonic() - t0))
+    print("tls: %d passed, %d failed" % (passed, failed))
+    sys.stdout.flush()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
