@@ -34,6 +34,7 @@ B		:= build
 # modules that do no I/O of their own: shared by the server and the tests
 CORE_SRC	:= responder/util.c responder/log.c responder/iobuf.c \
 		   faults/match.c faults/scenario.c faults/store.c faults/fault.c \
+		   faults/greylist.c \
 		   responder/dscan.c responder/cmd.c responder/conf.c \
 		   responder/events.c responder/capture.c
 SERVER_SRC	:= responder/server.c responder/session.c responder/smtp.c \

@@ -19,8 +19,6 @@
 #include "fault.h"
 #include "util.h"
 
-#define KEY_MAX 400	/* longest triplet key stored as it is */
-
 struct fault_engine fault = { .v4bits = 24, .v6bits = 64, .now = util_now,
 	.gl_stage = FH_RCPT };
 
@@ -134,29 +132,9 @@ fault_key(const struct sockaddr_storage *sa, const char *from,
 	addr_mask(sa, fault.v4bits, fault.v6bits, net, sizeof(net));
 	lower_copy(f, sizeof(f), from ? from : "");
 	lower_copy(r, sizeof(r), rcpt ? rcpt : "");
-	if (strlen(net) + strlen(f) + strlen(r) + 2 > KEY_MAX) {
-		/* LMDB keys stop at 511 bytes: long addresses (RFC 5321 allows
-		 * 254 each) are kept as a 128-bit digest of the pair */
-		uint64_t h1 = 14695981039346656037ULL, h2 = 0x9e3779b97f4a7c15ULL;
-		const char *parts[2] = { f, r };
-		int i;
-
-		for (i = 0; i < 2; i++) {
-			const unsigned char *p = (const unsigned char *)parts[i];
-
-			for (; *p; p++) {
-				h1 = (h1 ^ *p) * 1099511628211ULL;
-				h2 = (h2 ^ *p) * 0xff51afd7ed558ccdULL;
-				h2 ^= h2 >> 33;
-			}
-			h1 = (h1 ^ '|') * 1099511628211ULL;
-			h2 = (h2 ^ '|') * 0xc4ceb9fe1a85ec53ULL;
-		}
-		snprintf(buf, len, "%s|#%016llx%016llx", net,
-		    (unsigned long long)h1, (unsigned long long)h2);
-		return;
-	}
 	snprintf(buf, len, "%s|%s|%s", net, f, r);
+	if (len > STORE_KEY_MAX)
+		store_fit_key(buf);
 }
 
 /* Count (bump) or read the record of key; returns it in *r. */
@@ -354,6 +332,12 @@ fault_reply_text(const struct fault_rule *r, const struct fault_ctx *ctx,
 		case 'r': ins = ctx->rcpt ? ctx->rcpt :
 		    ctx->nrcpt > 0 ? ctx->rcpts[0] : NULL; break;
 		case 'H': ins = ctx->hostname; break;
+		case 'D':
+			ins = ctx->rcpt ? ctx->rcpt : ctx->nrcpt > 0 ?
+			    ctx->rcpts[0] : NULL;
+			if (ins != NULL && strrchr(ins, '@') != NULL)
+				ins = strrchr(ins, '@') + 1;
+			break;
 		case 's':
 			snprintf(num, sizeof(num), "%.0f", d->left + 0.499);
 			ins = num;

@@ -78,7 +78,7 @@ uint64_t fault_clock_seed(void);
 int	 fault_eval(struct scenario *scn, const struct fault_ctx *ctx,
     struct fault_decision *d);
 
-/* Expand %c %h %f %r %s %a %H %% in the rule's reply text into buf. */
+/* Expand %c %h %f %r %D %s %a %H %% in the rule's reply text into buf. */
 void	 fault_reply_text(const struct fault_rule *r,
     const struct fault_ctx *ctx, const struct fault_decision *d, char *buf,
     size_t len);

@@ -129,7 +129,7 @@ greylist_check(struct store *st, const struct greylist_conf *gc,
     const struct sockaddr_storage *sa, const char *helo, const char *from,
     const char *rcpt, double now, struct greylist_outcome *o)
 {
-	char net[64], snd[320], rc[320], h[256];
+	char net[64], snd[256], rc[256], h[256];
 	struct frec r;
 	unsigned awl;
 
@@ -138,8 +138,10 @@ greylist_check(struct store *st, const struct greylist_conf *gc,
 	greylist_sender(from ? from : "", snd, sizeof(snd));
 	lower(rc, sizeof(rc), rcpt ? rcpt : "");
 	lower(h, sizeof(h), gc->helo_in_key && helo ? helo : "");
-	snprintf(o->key, sizeof(o->key), "g|%s|%s|%s%s%s", net, snd, rc,
-	    gc->helo_in_key ? "|" : "", h);
+	if (snprintf(o->key, sizeof(o->key), "g|%s|%s|%s%s%s", net, snd, rc,
+	    gc->helo_in_key ? "|" : "", h) >= (int)sizeof(o->key))
+		o->key[sizeof(o->key) - 1] = '\0';
+	store_fit_key(o->key);
 	if (gc->auto_whitelist > 0) {
 		awl = awl_count(st, gc, net, now, 0);
 		o->awl = awl;

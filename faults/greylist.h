@@ -29,6 +29,7 @@ struct greylist_conf {
 	double	 max_age;	/* passed triplets unseen this long expire */
 	long	 auto_whitelist; /* passes that whitelist a client; 0 = off */
 	double	 awl_interval;	/* count at most one pass per client per ... */
+	int	 host;		/* key on the exact address */
 	int	 v4bits, v6bits; /* client network; 32/128 = exact address */
 	int	 helo_in_key;	/* spamd: the HELO name is part of the key */
 };

@@ -355,3 +355,25 @@ store_sync(struct store *st)
 	if (st != NULL && st->lmdb)
 		mdb_env_sync(st->env, 1);
 }
+
+void
+store_fit_key(char *key)
+{
+	uint64_t h1 = 14695981039346656037ULL, h2 = 0x9e3779b97f4a7c15ULL;
+	const unsigned char *p;
+	size_t keep = 0, i;
+
+	if (strlen(key) <= STORE_KEY_MAX)
+		return;
+	for (p = (const unsigned char *)key; *p; p++) {
+		h1 = (h1 ^ *p) * 1099511628211ULL;
+		h2 = (h2 ^ *p) * 0xff51afd7ed558ccdULL;
+		h2 ^= h2 >> 33;
+	}
+	/* keep the namespace and client network: they stay searchable */
+	for (i = 0; i < 100 && key[i]; i++)
+		if (key[i] == '|' && (i > 1 || keep == 0))
+			keep = i + 1;
+	snprintf(key + keep, STORE_KEY_MAX + 1 - keep, "#%016llx%016llx",
+	    (unsigned long long)h1, (unsigned long long)h2);
+}

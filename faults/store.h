@@ -48,6 +48,16 @@ long	 store_expire(struct store *st, double before, const char *prefix);
 int	 store_each(struct store *st, int (*fn)(void *, const char *,
     const struct frec *), void *arg);
 long	 store_count(struct store *st);
+
+/*
+ * LMDB keys stop at 511 bytes and RFC 5321 allows 254-byte addresses, so
+ * a key longer than STORE_KEY_MAX keeps its head up to and including the
+ * last '|' before that limit that ends a short field (namespace, client
+ * network) and replaces the rest with '#' and a 128-bit digest of the
+ * whole key.  key must hold at least STORE_KEY_MAX + 1 bytes.
+ */
+#define STORE_KEY_MAX 400
+void	 store_fit_key(char *key);
 void	 store_sync(struct store *st);
 const char *store_kind(const struct store *st);
 

@@ -40,7 +40,7 @@ static const struct cmd_def cmd_table[] = {
 	{ "SEND",	CMD_NOTIMPL,	ANY_STATE },
 	{ "SOML",	CMD_NOTIMPL,	ANY_STATE },
 	{ "SAML",	CMD_NOTIMPL,	ANY_STATE },
-	{ "XCLIENT",	CMD_NOTIMPL,	ANY_STATE },
+	{ "XCLIENT",	CMD_XCLIENT,	SS_BIT(SS_INIT) | SS_BIT(SS_READY) },
 	{ "XFORWARD",	CMD_NOTIMPL,	ANY_STATE },
 };
 

@@ -68,6 +68,8 @@ static const struct ckey keys[] = {
 	    "advertise 8BITMIME (RFC 6152)" },
 	{ "server", "enhancedstatuscodes", CT_BOOL, "yes", 0, 0,
 	    O(enhancedstatuscodes), "advertise and send enhanced status codes (RFC 2034)" },
+	{ "server", "xclient", CT_BOOL, "no", 0, 0, O(xclient),
+	    "TEST ONLY: loopback clients may claim another address with XCLIENT ADDR=" },
 
 	{ "limits", "line_max", CT_LONG, "512", 64, 65536, O(line_max),
 	    "command line length in octets, CRLF included (RFC 5321: 512)" },
@@ -135,6 +137,32 @@ static const struct ckey keys[] = {
 	{ "tls", "ca_out", CT_STR, "", 0, 0, O(tls_ca_out),
 	    "write the generated CA certificate here (PEM) so clients can verify" },
 
+	{ "greylist", "profile", CT_STR, "postgrey", 0, 0, O(gl_profile),
+	    "defaults of: postgrey, milter-greylist or spamd (keys below override)" },
+	{ "greylist", "delay", CT_DUR, "300s", 0, 30 * 86400.0, O(gl_delay),
+	    "how long a new triplet is deferred (postgrey 300s, milter-greylist 30m, spamd 25m)" },
+	{ "greylist", "retry_window", CT_DUR, "2d", 1, 365 * 86400.0,
+	    O(gl_retry_window), "a first retry later than this starts over (2d, 5d, 4h)" },
+	{ "greylist", "max_age", CT_DUR, "35d", 1, 3650 * 86400.0,
+	    O(gl_max_age), "entries unseen this long are dropped (35d, 1d, 36d)" },
+	{ "greylist", "auto_whitelist", CT_LONG, "5", 0, 1000000,
+	    O(gl_auto_whitelist), "passes after which a client skips greylisting; 0 = off" },
+	{ "greylist", "awl_interval", CT_DUR, "1h", 0, 86400,
+	    O(gl_awl_interval), "a client's passes count at most once per this" },
+	{ "greylist", "netmask", CT_STR, "subnet", 0, 0, O(gl_netmask),
+	    "client key: subnet (ipv4_cidr/ipv6_cidr) or host (the exact address)" },
+	{ "greylist", "ipv4_cidr", CT_LONG, "24", 0, 32, O(gl_ipv4_cidr),
+	    "IPv4 prefix length of the client network" },
+	{ "greylist", "ipv6_cidr", CT_LONG, "64", 0, 128, O(gl_ipv6_cidr),
+	    "IPv6 prefix length of the client network" },
+	{ "greylist", "helo_in_key", CT_BOOL, "no", 0, 0, O(gl_helo_in_key),
+	    "the HELO name is part of the triplet (spamd)" },
+	{ "greylist", "stage", CT_STR, "rcpt", 0, 0, O(gl_stage),
+	    "when greylist rules without a hook run: rcpt or data_end (spamd)" },
+	{ "greylist", "reply", CT_STR, "451 4.7.1 <%r>: Recipient address "
+	    "rejected: Greylisted, see http://postgrey.schweikert.ch/help/%D.html",
+	    0, 0, O(gl_reply), "the deferral; %s = seconds left, %r recipient, %D its domain" },
+
 	{ "faults", "scenario", CT_STR, "", 0, 0, O(scenario),
 	    "scenario to load: a name from scenario_dir or a file; empty = none" },
 	{ "faults", "scenario_dir", CT_STR, SCENARIO_DIR, 0, 0,
@@ -154,7 +182,23 @@ static const struct ckey keys[] = {
 };
 
 static const char *const sections[] = { "server", "limits", "capture",
-	"events", "tls", "faults" };
+	"events", "tls", "greylist", "faults" };
+
+/* What a greylist profile changes, for keys no file or option set. */
+static const struct {
+	const char	*key;
+	const char	*milter, *spamd;
+} gl_profiles[] = {
+	{ "delay", "30m", "25m" },
+	{ "retry_window", "5d", "4h" },
+	{ "max_age", "1d", "36d" },
+	{ "auto_whitelist", "0", "0" },
+	{ "netmask", "host", "host" },
+	{ "helo_in_key", "no", "yes" },
+	{ "stage", "rcpt", "data_end" },
+	{ "reply", "451 4.7.1 Greylisting in action, please come back in %s "
+	    "seconds", "451 4.7.1 Temporary failure, please try again later." },
+};
 
 /* ---- errors ---- */
 
@@ -390,6 +434,22 @@ set_value(struct conf *c, const struct ckey *k, const char *val,
 	return 0;
 }
 
+static void
+mark_set(struct conf *c, const struct ckey *k)
+{
+	size_t i = (size_t)(k - keys);
+
+	c->set[i / 64] |= 1ULL << (i % 64);
+}
+
+static int
+is_set(const struct conf *c, const struct ckey *k)
+{
+	size_t i = (size_t)(k - keys);
+
+	return (c->set[i / 64] >> (i % 64)) & 1;
+}
+
 static const struct ckey *
 find_key(const char *section, const char *key)
 {
@@ -428,6 +488,8 @@ conf_free(struct conf *c)
 		if (keys[i].type == CT_STR || keys[i].type == CT_TLSVER)
 			free(*(char **)(void *)((char *)c + keys[i].off));
 	scn_free(c->scn);
+	free(c->gl_ecode);
+	free(c->gl_text);
 	free(c->scenario_file);
 	free(c->file);
 	free(c);
@@ -449,7 +511,46 @@ conf_set(struct conf *c, const char *section, const char *key,
 		    val, why);
 		return -1;
 	}
+	mark_set(c, k);
 	return 0;
+}
+
+/* Apply the greylist profile to keys left unset, then validate. */
+static void
+check_greylist(struct conf *c, struct conf_errs *errs)
+{
+	int milter = strcmp(c->gl_profile, "milter-greylist") == 0;
+	int spamd = strcmp(c->gl_profile, "spamd") == 0;
+	const char *why;
+	size_t i;
+
+	if (!milter && !spamd && strcmp(c->gl_profile, "postgrey") != 0) {
+		conf_errs_add(errs, "[greylist] profile = \"%.40s\": expected "
+		    "postgrey, milter-greylist or spamd", c->gl_profile);
+		return;
+	}
+	for (i = 0; (milter || spamd) && i < NELEM(gl_profiles); i++) {
+		const struct ckey *k = find_key("greylist", gl_profiles[i].key);
+
+		if (k != NULL && !is_set(c, k))
+			set_value(c, k, milter ? gl_profiles[i].milter :
+			    gl_profiles[i].spamd, &why);
+	}
+	if (strcmp(c->gl_netmask, "subnet") != 0 &&
+	    strcmp(c->gl_netmask, "host") != 0)
+		conf_errs_add(errs, "[greylist] netmask = \"%.40s\": expected "
+		    "subnet or host", c->gl_netmask);
+	if (strcmp(c->gl_stage, "rcpt") != 0 &&
+	    strcmp(c->gl_stage, "data_end") != 0)
+		conf_errs_add(errs, "[greylist] stage = \"%.40s\": expected "
+		    "rcpt or data_end", c->gl_stage);
+	free(c->gl_ecode);
+	free(c->gl_text);
+	c->gl_ecode = c->gl_text = NULL;
+	if (scn_parse_reply(c->gl_reply, &c->gl_code, &c->gl_ecode,
+	    &c->gl_text) == -1 || c->gl_code < 400)
+		conf_errs_add(errs, "[greylist] reply = \"%.80s\": expected "
+		    "\"4xx X.Y.Z text\"", c->gl_reply);
 }
 
 int
@@ -479,6 +580,7 @@ conf_check(struct conf *c, struct conf_errs *errs)
 			conf_errs_add(errs, "[faults] seed = \"%.40s\": expected "
 			    "a decimal number of at most 19 digits", c->seed);
 	}
+	check_greylist(c, errs);
 	if (c->hostname && strpbrk(c->hostname, " \t\r\n"))
 		conf_errs_add(errs, "[server] hostname: must not contain "
 		    "blanks");
@@ -649,6 +751,8 @@ load_section(struct conf *c, dictionary *d, const char *sec,
 		if (set_value(c, k, val, &why) == -1)
 			conf_errs_add(errs, "%s:%d: [%s] %s = \"%.200s\": %s",
 			    file, line_of(sc, sec, key), sec, key, val, why);
+		else
+			mark_set(c, k);
 	}
 	free(ks);
 }

@@ -34,6 +34,7 @@ struct conf_listen {
 
 struct conf {
 	int		 refs;		/* conf_free() frees at zero */
+	uint64_t	 set[2];	/* keys given by a file or option */
 	char		*file;		/* NULL: built-in defaults only */
 
 	/* [server] */
@@ -43,6 +44,7 @@ struct conf {
 	int		 nlisten;
 	int		 pipelining, chunking, smtputf8, dsn, eightbitmime;
 	int		 enhancedstatuscodes;
+	int		 xclient;	/* test only: XCLIENT ADDR= from loopback */
 
 	/* [limits] */
 	long		 line_max;	/* command line incl. CRLF */
@@ -81,6 +83,18 @@ struct conf {
 	int		 tls_ask_cert;
 	struct conf_listen tls_listen[CONF_MAX_LISTEN];
 	int		 ntls_listen;
+
+	/* [greylist] */
+	char		*gl_profile;
+	double		 gl_delay, gl_retry_window, gl_max_age, gl_awl_interval;
+	long		 gl_auto_whitelist;
+	char		*gl_netmask;	/* "subnet" or "host" */
+	long		 gl_ipv4_cidr, gl_ipv6_cidr;
+	int		 gl_helo_in_key;
+	char		*gl_stage;	/* "rcpt" or "data_end" */
+	char		*gl_reply;
+	int		 gl_code;	/* gl_reply parsed */
+	char		*gl_ecode, *gl_text;
 
 	/* [faults] */
 	char		*scenario;	/* name or file; "" none */

@@ -22,6 +22,7 @@
 #include "conf.h"
 #include "events.h"
 #include "fault.h"
+#include "greylist.h"
 #include "sess_int.h"
 #include "tlsio.h"
 #include "util.h"
@@ -33,6 +34,8 @@ static void	hook_event(struct session *s, const struct fault_decision *d,
 static void	hook_hold(struct session *s, enum fault_hook h,
     const char *line, size_t len);
 static void	hook_release(struct session *s);
+static int	hook_greylist(struct session *s, enum fault_hook h,
+    struct fault_decision *d, const struct fault_ctx *c);
 static int	hook_apply(struct session *s, enum fault_hook h,
     struct fault_decision *d, const struct fault_ctx *c, int emit);
 
@@ -112,6 +115,77 @@ hook_release(struct session *s)
  * (maybe with the rule's words in its reply, or dripped), 1 when the
  * fault took over (the command's own handling must not run).
  */
+static void
+greylist_event(struct session *s, const char *rcpt,
+    const struct greylist_outcome *o)
+{
+	sess_event(s, "greylist");
+	evt_str("result", greylist_result_name(o->result));
+	evt_strn("triplet", o->key + 2, strlen(o->key + 2));
+	evt_strn("rcpt", rcpt, strlen(rcpt));
+	if (o->result == GL_NEW || o->result == GL_EARLY)
+		evt_num("seconds_left", o->left);
+	if (o->result == GL_PASSED)
+		evt_num("waited", o->waited);
+	if (o->restarted)
+		evt_bool("retry_window_passed", 1);
+	if (CF->gl_auto_whitelist > 0)
+		evt_uint("client_passes", o->awl);
+	evt_end();
+}
+
+/*
+ * Greylist the recipient (rcpt) or every recipient (data_end: one that
+ * must wait defers the message).  Returns 1 when it deferred.
+ */
+static int
+hook_greylist(struct session *s, enum fault_hook h,
+    struct fault_decision *d, const struct fault_ctx *c)
+{
+	struct greylist_conf gc;
+	struct greylist_outcome o;
+	struct fault_rule tmp;
+	char text[1024];
+	double left = 0;
+	int i, n, defer = 0;
+
+	memset(&gc, 0, sizeof(gc));
+	gc.delay = CF->gl_delay;
+	gc.retry_window = CF->gl_retry_window;
+	gc.max_age = CF->gl_max_age;
+	gc.auto_whitelist = CF->gl_auto_whitelist;
+	gc.awl_interval = CF->gl_awl_interval;
+	gc.host = strcmp(CF->gl_netmask, "host") == 0;
+	gc.v4bits = gc.host ? 32 : (int)CF->gl_ipv4_cidr;
+	gc.v6bits = gc.host ? 128 : (int)CF->gl_ipv6_cidr;
+	gc.helo_in_key = CF->gl_helo_in_key;
+	n = h == FH_RCPT ? 1 : s->nrcpt;
+	for (i = 0; i < n; i++) {
+		const char *rcpt = h == FH_RCPT ? c->rcpt : s->rcpt[i];
+
+		if (greylist_check(fault.st, &gc, &s->sa, s->helo, c->from,
+		    rcpt, fault.now(), &o)) {
+			defer = 1;
+			if (o.left > left)
+				left = o.left;
+		}
+		greylist_event(s, rcpt, &o);
+	}
+	if (!defer)
+		return 0;
+	/* the rule's own reply, else [greylist] reply */
+	tmp = *d->rule;
+	if (tmp.code == 0) {
+		tmp.code = CF->gl_code;
+		tmp.ecode = CF->gl_ecode;
+		tmp.text = CF->gl_text;
+	}
+	d->left = left;
+	fault_reply_text(&tmp, c, d, text, sizeof(text));
+	sess_reply_text(s, tmp.code, tmp.ecode, text);
+	return 1;
+}
+
 static int
 hook_apply(struct session *s, enum fault_hook h, struct fault_decision *d,
     const struct fault_ctx *c, int emit)
@@ -158,6 +232,8 @@ hook_apply(struct session *s, enum fault_hook h, struct fault_decision *d,
 		s->tls_mode = d->act;
 		s->tls_variant = d->act == FA_TLS_FAULT ? r->tls_fault : TV_GOOD;
 		return 0;
+	case FA_GREYLIST:
+		return hook_greylist(s, h, d, c);
 	case FA_TARPIT:
 		s->flags |= SF_TARPIT;
 		s->drip_bytes = r->tarpit_bytes;

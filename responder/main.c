@@ -183,6 +183,8 @@ reload(void)
 				fault_seed(strtoull(c->seed, NULL, 10));
 			conf_free(srv.cf);
 			srv.cf = c;
+			fault.gl_stage = strcmp(c->gl_stage, "data_end") == 0 ?
+			    FH_DATA_END : FH_RCPT;
 		}
 	}
 	evt_begin("reload");
@@ -315,6 +317,8 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	seed = cf->seed[0] ? strtoull(cf->seed, NULL, 10) : fault_clock_seed();
+	fault.gl_stage = strcmp(cf->gl_stage, "data_end") == 0 ? FH_DATA_END :
+	    FH_RCPT;
 	if (fault_init(cf->state_dir, seed, (int)cf->v4_netmask,
 	    (int)cf->v6_netmask, ferr, sizeof(ferr)) == -1) {
 		fprintf(stderr, "smtpfault: [faults] state_dir: %s\n", ferr);

@@ -28,6 +28,7 @@
 #include "capture.h"
 #include "events.h"
 #include "fault.h"
+#include "greylist.h"
 #include "log.h"
 #include "server.h"
 #include "session.h"
@@ -406,6 +407,8 @@ server_on_housekeep(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)w;
 	(void)revents;
 	n = fault_expire(srv.cf->state_max_age);
+	if (fault.st != NULL)
+		n += greylist_expire(fault.st, srv.cf->gl_max_age, fault.now());
 	if (n > 0)
 		log_info("state: expired %ld record(s)", n);
 	store_sync(fault.st);

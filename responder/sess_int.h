@@ -29,6 +29,7 @@ extern char	smtp_line[];
 extern size_t	smtp_line_len;
 
 /* session.c */
+void	sess_client_text(struct session *s);
 void	sess_event(struct session *s, const char *name);
 void	sess_set_state(struct session *s, enum sess_state st);
 void	sess_rearm(struct session *s);

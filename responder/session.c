@@ -42,7 +42,6 @@
 #define READ_CHUNK	(64 * 1024)
 #define DATA_CHECK	1.0	/* seconds between min_data_rate checks */
 
-static void	client_text(struct session *s);
 static int	sess_in_message(const struct session *s);
 static ssize_t	sess_io_read(struct session *s, char *p, size_t n);
 static ssize_t	sess_io_write(struct session *s, const char *p, size_t n);
@@ -70,8 +69,8 @@ static const unsigned legal_next[SS__COUNT] = {
 	[SS_CLOSING] = 0,
 };
 
-static void
-client_text(struct session *s)
+void
+sess_client_text(struct session *s)
 {
 	if (s->sa.ss_family == AF_INET6) {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&s->sa;
@@ -118,7 +117,7 @@ sess_new(struct listener *l, int fd, const struct sockaddr_storage *sa,
 	s->lst = l;
 	s->id = ++srv.next_id;
 	memcpy(&s->sa, sa, salen < sizeof(s->sa) ? salen : sizeof(s->sa));
-	client_text(s);
+	sess_client_text(s);
 	iobuf_init(&s->in, (size_t)CF->line_max * 2 > IN_MIN ?
 	    (size_t)CF->line_max * 2 : IN_MIN);
 	iobuf_init(&s->out, (size_t)CF->out_max + 65536);

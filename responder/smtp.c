@@ -21,6 +21,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 
 #include "conf.h"
 #include "events.h"
@@ -603,6 +605,83 @@ cmd_rset(struct session *s, char *arg)
 	sess_reply(s, 250, "2.0.0", "Ok");
 }
 
+static int
+is_loopback(const struct sockaddr_storage *sa)
+{
+	if (sa->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)sa)->
+		    sin_addr.s_addr) >> 24) == 127;
+	if (sa->ss_family == AF_INET6) {
+		const struct in6_addr *a =
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+
+		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) &&
+		    a->s6_addr[12] == 127);
+	}
+	return 0;
+}
+
+/*
+ * TEST ONLY ([server] xclient = yes): a loopback client takes another
+ * client address, as Postfix's XCLIENT lets a trusted proxy do, so tests
+ * can play senders from Exchange Online ranges without their networks.
+ * "XCLIENT ADDR=40.107.1.2 [HELO=name]" -> new 220 greeting, fresh state.
+ */
+static void
+smtp_xclient(struct session *s, char *arg)
+{
+	struct sockaddr_storage sa;
+	char *tok, *save = NULL, *helo = NULL;
+	int ok = 0;
+
+	if (!CF->xclient || !is_loopback(&s->sa)) {
+		sess_error(s, 502, "5.5.1", "Error: command not implemented");
+		return;
+	}
+	memset(&sa, 0, sizeof(sa));
+	for (tok = strtok_r(arg, " ", &save); tok;
+	    tok = strtok_r(NULL, " ", &save)) {
+		if (strncasecmp(tok, "ADDR=", 5) == 0) {
+			const char *v = tok + 5;
+			struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&sa;
+			struct sockaddr_in *a4 = (struct sockaddr_in *)&sa;
+
+			if (strncasecmp(v, "IPV6:", 5) == 0)
+				v += 5;
+			if (inet_pton(AF_INET, v, &a4->sin_addr) == 1) {
+				a4->sin_family = AF_INET;
+				ok = 1;
+			} else if (inet_pton(AF_INET6, v, &a6->sin6_addr) == 1) {
+				a6->sin6_family = AF_INET6;
+				ok = 1;
+			} else {
+				ok = -1;
+			}
+		} else if (strncasecmp(tok, "HELO=", 5) == 0) {
+			helo = tok + 5;
+		}
+	}
+	if (ok != 1) {
+		sess_error(s, 501, "5.5.4", "Syntax: XCLIENT ADDR=address "
+		    "[HELO=name]");
+		return;
+	}
+	sess_event(s, "xclient");
+	evt_str("was", s->addr);
+	server_client_del(&s->sa);
+	s->sa = sa;
+	server_client_add(&s->sa);
+	sess_client_text(s);
+	evt_str("addr", s->addr);
+	evt_end();
+	smtp_tx_reset(s);
+	free(s->helo);
+	s->helo = helo ? strdup(helo) : NULL;
+	s->flags &= ~SF_EHLO;
+	sess_set_state(s, SS_INIT);
+	sess_reply(s, 220, NULL, "%s %s", CF->hostname, CF->banner);
+}
+
 void
 smtp_dispatch(struct session *s, char *line, size_t len)
 {
@@ -709,6 +788,9 @@ smtp_dispatch(struct session *s, char *line, size_t len)
 			break;
 		}
 		sess_error(s, 502, "5.5.1", "Error: command not implemented");
+		break;
+	case CMD_XCLIENT:
+		smtp_xclient(s, arg);
 		break;
 	case CMD_EXPN:
 	case CMD_NOTIMPL:
