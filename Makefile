@@ -28,7 +28,9 @@ CUNIT_LIBS	?= $(shell pkg-config --libs cunit 2>/dev/null || echo -lcunit)
 
 CPPFLAGS	+= -D_GNU_SOURCE -Iresponder -Ifaults $(INIPARSER_CFLAGS) \
 		   -DSCENARIO_DIR=\"$(SYSCONFDIR)/smtpfault/scenarios\"
-LDLIBS		+= $(LIBEV_LIBS) $(INIPARSER_LIBS) -llmdb $(OPENSSL_LIBS) -lm
+JANSSON_LIBS	?= $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
+LDLIBS		+= $(LIBEV_LIBS) $(INIPARSER_LIBS) -llmdb $(OPENSSL_LIBS) \
+		   $(JANSSON_LIBS) -lm
 
 B		:= build
 # modules that do no I/O of their own: shared by the server and the tests
@@ -36,7 +38,7 @@ CORE_SRC	:= responder/util.c responder/log.c responder/iobuf.c \
 		   faults/match.c faults/scenario.c faults/store.c faults/fault.c \
 		   faults/greylist.c \
 		   responder/dscan.c responder/cmd.c responder/conf.c \
-		   responder/events.c responder/capture.c
+		   responder/events.c responder/capture.c responder/report.c
 SERVER_SRC	:= responder/server.c responder/session.c responder/smtp.c \
 		   responder/hook.c responder/starttls.c responder/main.c \
 		   responder/tlsio.c

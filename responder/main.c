@@ -21,6 +21,7 @@
 #include "events.h"
 #include "fault.h"
 #include "log.h"
+#include "report.h"
 #include "server.h"
 #include "tlsio.h"
 #include "util.h"
@@ -43,6 +44,7 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 "usage: smtpfault [options]\n"
+"       smtpfault report [options] EVENTS_FILE|-   (see: smtpfault report -h)\n"
 "  -c, --config FILE      configuration file (INI)\n"
 "  -s, --scenario NAME|FILE  fault scenario: a shipped name (conf/scenarios)\n"
 "                         or an INI file with [rule NAME] sections\n"
@@ -228,6 +230,8 @@ main(int argc, char *argv[])
 	uint64_t seed;
 	ssize_t n;
 
+	if (argc > 1 && strcmp(argv[1], "report") == 0)
+		return report_main(argc - 1, argv + 1);
 	if ((n = readlink("/proc/self/exe", exe_path, sizeof(exe_path) - 1)) >
 	    0)
 		exe_path[n] = '\0';

@@ -166,6 +166,8 @@ sess_close(struct session *s, const char *reason)
 	evt_uint("tx", s->tx);
 	evt_num("duration", ev_now(srv.loop) - s->started);
 	evt_int("messages", s->nmsgs);
+	if (sess_in_message(s) && s->msgid[0] != '\0')
+		evt_strn("message_id", s->msgid, strlen(s->msgid));
 	evt_end();
 	log_debug("%08x smtp close reason=%s", s->id, reason);
 	s->state = SS_CLOSING;

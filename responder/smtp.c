@@ -283,6 +283,8 @@ smtp_msg_refuse(struct session *s, int code, const char *ecode, const char *text
 	evt_str("reason", reason);
 	evt_int("code", code);
 	evt_uint("size", s->msg_octets);
+	if (s->msgid[0] != '\0')
+		evt_strn("message_id", s->msgid, strlen(s->msgid));
 	evt_end();
 	smtp_tx_reset(s);
 	sess_set_state(s, SS_READY);
@@ -362,6 +364,8 @@ smtp_msg_finish(struct session *s)
 		sess_event(s, "message_refused");
 		evt_str("reason", "fault");
 		evt_uint("size", s->msg_octets);
+		if (s->msgid[0] != '\0')
+			evt_strn("message_id", s->msgid, strlen(s->msgid));
 		evt_end();
 		smtp_tx_reset(s);
 		sess_set_state(s, SS_READY);
