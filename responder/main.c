@@ -21,6 +21,7 @@
 #include "events.h"
 #include "fault.h"
 #include "log.h"
+#include "main.h"
 #include "report.h"
 #include "server.h"
 #include "tlsio.h"
@@ -36,7 +37,7 @@ struct override {
 static struct override	 ovr[32];
 static int		 novr;
 static const char	*conf_path;
-static const char	*scenario_arg;
+static char		*scenario_arg;	/* -s, or the control API's choice */
 static char		 exe_path[4096];
 
 static void
@@ -152,51 +153,87 @@ apply_outputs(struct conf *c)
 	return 0;
 }
 
+/*
+ * Swap the running configuration for c (assembled and valid).  Returns 0,
+ * or -1 when its outputs could not be opened (c is then freed and the old
+ * configuration keeps running).
+ */
+static int
+swap_conf(struct conf *c)
+{
+	if (c->nlisten != srv.cf->nlisten ||
+	    memcmp(c->listen, srv.cf->listen, sizeof(c->listen)) != 0)
+		log_warnx("reload: listener changes need a restart");
+	if (strcmp(c->state_dir, srv.cf->state_dir) != 0)
+		log_warnx("reload: a new state_dir needs a restart");
+	if (strcmp(c->tls_cert, srv.cf->tls_cert) != 0 ||
+	    strcmp(c->tls_key, srv.cf->tls_key) != 0 ||
+	    strcmp(c->tls_min_version, srv.cf->tls_min_version) != 0 ||
+	    strcmp(c->tls_max_version, srv.cf->tls_max_version) != 0 ||
+	    strcmp(c->tls_ciphers, srv.cf->tls_ciphers) != 0)
+		log_warnx("reload: TLS certificate and protocol changes need "
+		    "a restart");
+	if (apply_outputs(c) == -1) {
+		conf_free(c);
+		apply_outputs(srv.cf);
+		return -1;
+	}
+	if (c->seed[0] != '\0' && strcmp(c->seed, srv.cf->seed) != 0)
+		fault_seed(strtoull(c->seed, NULL, 10));
+	conf_free(srv.cf);
+	srv.cf = c;
+	fault.gl_stage = strcmp(c->gl_stage, "data_end") == 0 ? FH_DATA_END :
+	    FH_RCPT;
+	return 0;
+}
+
+static void
+evt_reload(int ok, const char *via)
+{
+	evt_begin("reload");
+	evt_bool("ok", ok);
+	evt_str("via", via);
+	evt_str("file", conf_path);
+	evt_str("scenario", ok ? srv.cf->scenario_file : NULL);
+	evt_int("rules", (long long)srv.cf->scn->n);
+	evt_end();
+}
+
 static void
 reload(void)
 {
 	struct conf_errs errs = { NULL, 0 };
 	struct conf *c = assemble(&errs);
-	int ok = c != NULL;
+	int ok = c != NULL && swap_conf(c) == 0;
 
 	if (c == NULL) {
 		conf_errs_print(&errs, stderr);
 		log_warnx("reload failed; keeping the running configuration");
-	} else {
-		if (c->nlisten != srv.cf->nlisten ||
-		    memcmp(c->listen, srv.cf->listen, sizeof(c->listen)) != 0)
-			log_warnx("reload: listener changes need a restart");
-		if (strcmp(c->state_dir, srv.cf->state_dir) != 0)
-			log_warnx("reload: a new state_dir needs a restart");
-		if (strcmp(c->tls_cert, srv.cf->tls_cert) != 0 ||
-		    strcmp(c->tls_key, srv.cf->tls_key) != 0 ||
-		    strcmp(c->tls_min_version, srv.cf->tls_min_version) != 0 ||
-		    strcmp(c->tls_max_version, srv.cf->tls_max_version) != 0 ||
-		    strcmp(c->tls_ciphers, srv.cf->tls_ciphers) != 0)
-			log_warnx("reload: TLS certificate and protocol "
-			    "changes need a restart");
-		if (apply_outputs(c) == -1) {
-			ok = 0;
-			conf_free(c);
-			apply_outputs(srv.cf);
-		} else {
-			if (c->seed[0] != '\0' &&
-			    strcmp(c->seed, srv.cf->seed) != 0)
-				fault_seed(strtoull(c->seed, NULL, 10));
-			conf_free(srv.cf);
-			srv.cf = c;
-			fault.gl_stage = strcmp(c->gl_stage, "data_end") == 0 ?
-			    FH_DATA_END : FH_RCPT;
-		}
 	}
-	evt_begin("reload");
-	evt_bool("ok", ok);
-	evt_str("file", conf_path);
-	evt_str("scenario", ok ? srv.cf->scenario_file : NULL);
-	evt_int("rules", (long long)srv.cf->scn->n);
-	evt_end();
+	evt_reload(ok, "SIGHUP");
 	conf_errs_free(&errs);
 	log_info("reload %s", ok ? "done" : "failed");
+}
+
+int
+main_use_scenario(const char *scenario, struct conf_errs *errs)
+{
+	char *old = scenario_arg;
+	struct conf *c;
+
+	scenario_arg = xstrdup(scenario);
+	if ((c = assemble(errs)) == NULL || swap_conf(c) == -1) {
+		if (c != NULL)
+			conf_errs_add(errs, "cannot open the event stream or "
+			    "capture directory");
+		free(scenario_arg);
+		scenario_arg = old;
+		evt_reload(0, "api");
+		return -1;
+	}
+	free(old);
+	evt_reload(1, "api");
+	return 0;
 }
 
 int
@@ -243,7 +280,8 @@ main(int argc, char *argv[])
 			conf_path = optarg;
 			break;
 		case 's':
-			scenario_arg = optarg;
+			free(scenario_arg);
+			scenario_arg = xstrdup(optarg);
 			break;
 		case O_SEED:
 			add_override("faults", "seed", optarg);
@@ -363,5 +401,6 @@ main(int argc, char *argv[])
 	evt_close();
 	for (i = 0; i < novr; i++)
 		free(ovr[i].val);
+	free(scenario_arg);
 	return 0;
 }

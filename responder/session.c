@@ -219,6 +219,12 @@ sess_shutdown(struct session *s)
 {
 	if (s->state == SS_CLOSING || (s->flags & SF_QUIT))
 		return;
+	if (s->state == SS_TLS || s->state == SS_GREETING) {
+		/* nothing can be said inside a handshake or before the
+		 * banner: just go */
+		sess_close(s, "shutdown");
+		return;
+	}
 	if (sess_in_message(s)) {
 		/* let the message finish; 421 follows its reply */
 		s->flags |= SF_SHUTDOWN;

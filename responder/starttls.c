@@ -144,7 +144,7 @@ starttls_step(struct session *s)
 	default:
 		/* never fall back to plaintext: the session ends here */
 		starttls_failed(s, "handshake");
-		sess_close(s, "starttls_failed");
+		sess_close(s, "tls_failed");
 		return;
 	}
 	sess_rearm(s);
@@ -175,7 +175,7 @@ starttls_begin(struct session *s)
 	if (ctx == NULL || (s->ssl = SSL_new(ctx)) == NULL ||
 	    !SSL_set_fd(s->ssl, s->fd)) {
 		starttls_failed(s, "setup");
-		sess_close(s, "starttls_failed");
+		sess_close(s, "tls_failed");
 		return;
 	}
 	if (CF->tls_ask_cert)

@@ -378,7 +378,8 @@ class Server:
         tls context, verifying against our CA by default)."""
         if implicit:
             tls = tls or verifying(self.ca)
-            c = Client("127.0.0.1", self.tls_port, timeout=timeout, ctx=self.ctx)
+            c = Client("127.0.0.1", self.tls_port, timeout=timeout,
+                       ctx=self.ctx)
             c.wrap(tls, hostname or "127.0.0.1")
         else:
             c = Client("127.0.0.1", self.port, timeout=timeout, ctx=self.ctx)
