@@ -29,6 +29,7 @@ CUNIT_LIBS	?= $(shell pkg-config --libs cunit 2>/dev/null || echo -lcunit)
 CPPFLAGS	+= -D_GNU_SOURCE -Iresponder -Ifaults $(INIPARSER_CFLAGS) \
 		   -DSCENARIO_DIR=\"$(SYSCONFDIR)/smtpfault/scenarios\"
 JANSSON_LIBS	?= $(shell pkg-config --libs jansson 2>/dev/null || echo -ljansson)
+MHD_LIBS	?= $(shell pkg-config --libs libmicrohttpd 2>/dev/null || echo -lmicrohttpd)
 LDLIBS		+= $(LIBEV_LIBS) $(INIPARSER_LIBS) -llmdb $(OPENSSL_LIBS) \
 		   $(JANSSON_LIBS) -lm
 
@@ -41,7 +42,7 @@ CORE_SRC	:= responder/util.c responder/log.c responder/iobuf.c \
 		   responder/events.c responder/capture.c responder/report.c
 SERVER_SRC	:= responder/server.c responder/session.c responder/smtp.c \
 		   responder/hook.c responder/starttls.c responder/main.c \
-		   responder/tlsio.c
+		   responder/tlsio.c responder/control.c
 UNIT_SRC	:= $(sort $(wildcard tests/unit/*.c))
 
 CORE_OBJ	:= $(CORE_SRC:%.c=$(B)/%.o)
@@ -59,7 +60,7 @@ $(B)/%.o: %.c
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SANFLAGS) -MMD -MP -c -o $@ $<
 
 $(B)/smtpfault: $(CORE_OBJ) $(SERVER_OBJ)
-	$(CC) $(LDFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS) $(MHD_LIBS)
 
 $(B)/unit-tests: $(CORE_OBJ) $(UNIT_OBJ)
 	$(CC) $(LDFLAGS) $(SANFLAGS) -o $@ $^ $(LDLIBS) $(CUNIT_LIBS)

@@ -32,7 +32,7 @@
 #endif
 
 enum ctype { CT_LONG, CT_SIZE, CT_DUR, CT_BOOL, CT_STR, CT_LISTEN,
-	CT_LISTEN_TLS, CT_TLSVER };
+	CT_LISTEN_TLS, CT_TLSVER, CT_LISTEN_CTL };
 
 struct ckey {
 	const char	*section;
@@ -137,6 +137,15 @@ static const struct ckey keys[] = {
 	{ "tls", "ca_out", CT_STR, "", 0, 0, O(tls_ca_out),
 	    "write the generated CA certificate here (PEM) so clients can verify" },
 
+	{ "control", "listen", CT_LISTEN_CTL, "", 0, 0, 0,
+	    "HTTP control API and /metrics, ADDR:PORT (loopback); empty = off" },
+	{ "control", "token", CT_STR, "", 0, 0, O(control_token),
+	    "when set, every request needs Authorization: Bearer TOKEN" },
+	{ "control", "events_ring", CT_LONG, "10000", 100, 10000000,
+	    O(control_ring), "recent events kept in memory for /v1/events" },
+	{ "control", "max_body", CT_SIZE, "1M", 1024, 67108864,
+	    O(control_max_body), "largest request body (413 past it)" },
+
 	{ "greylist", "profile", CT_STR, "postgrey", 0, 0, O(gl_profile),
 	    "defaults of: postgrey, milter-greylist or spamd (keys below override)" },
 	{ "greylist", "delay", CT_DUR, "300s", 0, 30 * 86400.0, O(gl_delay),
@@ -182,7 +191,7 @@ static const struct ckey keys[] = {
 };
 
 static const char *const sections[] = { "server", "limits", "capture",
-	"events", "tls", "greylist", "faults" };
+	"events", "tls", "control", "greylist", "faults" };
 
 /* What a greylist profile changes, for keys no file or option set. */
 static const struct {
@@ -409,6 +418,16 @@ set_value(struct conf *c, const struct ckey *k, const char *val,
 		return set_listen(c, val, 0, why);
 	case CT_LISTEN_TLS:
 		return set_listen(c, val, 1, why);
+	case CT_LISTEN_CTL:
+		if (val[0] == '\0') {
+			c->has_control = 0;
+			return 0;
+		}
+		if (conf_parse_listen(val, "control", &c->control_listen,
+		    why) == -1)
+			return -1;
+		c->has_control = 1;
+		return 0;
 	case CT_TLSVER: {
 		static const char *const ok[] = { "", "TLSv1", "TLSv1.0",
 		    "TLSv1.1", "TLSv1.2", "TLSv1.3" };
@@ -554,6 +573,18 @@ check_greylist(struct conf *c, struct conf_errs *errs)
 }
 
 int
+conf_is_loopback(const struct sockaddr_storage *sa)
+{
+	if (sa->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)(const void *)sa)->
+		    sin_addr.s_addr) >> 24) == 127;
+	if (sa->ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)
+		    (const void *)sa)->sin6_addr);
+	return 0;
+}
+
+int
 conf_check(struct conf *c, struct conf_errs *errs)
 {
 	int n = errs->n;
@@ -581,6 +612,11 @@ conf_check(struct conf *c, struct conf_errs *errs)
 			    "a decimal number of at most 19 digits", c->seed);
 	}
 	check_greylist(c, errs);
+	if (c->has_control && !conf_is_loopback(&c->control_listen.sa) &&
+	    (c->control_token == NULL || c->control_token[0] == '\0'))
+		conf_errs_add(errs, "[control] listen = %s: not a loopback "
+		    "address; set [control] token to allow it",
+		    c->control_listen.text);
 	if (c->hostname && strpbrk(c->hostname, " \t\r\n"))
 		conf_errs_add(errs, "[server] hostname: must not contain "
 		    "blanks");

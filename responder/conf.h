@@ -84,6 +84,13 @@ struct conf {
 	struct conf_listen tls_listen[CONF_MAX_LISTEN];
 	int		 ntls_listen;
 
+	/* [control] */
+	struct conf_listen control_listen;
+	int		 has_control;
+	char		*control_token;
+	long		 control_ring;
+	uint64_t	 control_max_body;
+
 	/* [greylist] */
 	char		*gl_profile;
 	double		 gl_delay, gl_retry_window, gl_max_age, gl_awl_interval;
@@ -145,6 +152,9 @@ char	*conf_find_scenario(const struct conf *c, const char *name,
 /* Set a "[section] key" from the command line or a test, validated. */
 int	 conf_set(struct conf *c, const char *section, const char *key,
     const char *val, struct conf_errs *errs);
+
+/* 127.0.0.0/8 or ::1. */
+int	 conf_is_loopback(const struct sockaddr_storage *sa);
 
 /* Checks that need all keys (cross-key rules); appends to errs. */
 int	 conf_check(struct conf *c, struct conf_errs *errs);

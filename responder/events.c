@@ -35,6 +35,12 @@ static int	 first_field;
 static time_t	 last_sec = -1;
 static char	 last_stamp[32];
 
+/* Recent events for the control API: a ring of lines, oldest first. */
+static char	**ring;
+static size_t	 ring_cap, ring_len, ring_head;
+static uint64_t	 ring_first_seq;	/* seq of the oldest line kept */
+static void	 (*ring_notify)(void);
+
 int
 evt_open(const char *path, size_t max_arg)
 {
@@ -60,7 +66,89 @@ evt_open(const char *path, size_t max_arg)
 int
 evt_enabled(void)
 {
-	return evt_fd != -1;
+	return evt_fd != -1 || ring_cap > 0;
+}
+
+void
+evt_ring_init(size_t cap, void (*notify)(void))
+{
+	evt_ring_free();
+	if (cap == 0)
+		return;
+	ring = calloc(cap, sizeof(*ring));
+	ring_cap = ring ? cap : 0;
+	ring_notify = notify;
+}
+
+void
+evt_ring_notify(void (*notify)(void))
+{
+	ring_notify = notify;
+}
+
+void
+evt_ring_free(void)
+{
+	size_t i;
+
+	for (i = 0; i < ring_cap; i++)
+		free(ring[i]);
+	free(ring);
+	ring = NULL;
+	ring_cap = ring_len = ring_head = 0;
+}
+
+uint64_t
+evt_last_seq(void)
+{
+	return evt_seq;
+}
+
+size_t
+evt_ring_get(uint64_t since, size_t limit, const char **lines, uint64_t *seqs)
+{
+	uint64_t seq;
+	size_t n = 0;
+
+	if (ring_len == 0)
+		return 0;
+	seq = since + 1 < ring_first_seq ? ring_first_seq : since + 1;
+	for (; seq < ring_first_seq + ring_len && n < limit; seq++) {
+		size_t idx = (ring_head + (size_t)(seq - ring_first_seq)) %
+		    ring_cap;
+
+		lines[n] = ring[idx];
+		seqs[n] = seq;
+		n++;
+	}
+	return n;
+}
+
+/* Keep a copy of the finished line (without its newline). */
+static void
+ring_add(const char *l, size_t len)
+{
+	size_t idx;
+	char *copy;
+
+	if ((copy = malloc(len + 1)) == NULL)
+		return;
+	memcpy(copy, l, len);
+	copy[len] = '\0';
+	if (ring_len == ring_cap) {
+		free(ring[ring_head]);
+		ring[ring_head] = copy;
+		ring_head = (ring_head + 1) % ring_cap;
+		ring_first_seq++;
+	} else {
+		idx = (ring_head + ring_len) % ring_cap;
+		ring[idx] = copy;
+		if (ring_len == 0)
+			ring_first_seq = evt_seq;
+		ring_len++;
+	}
+	if (ring_notify != NULL)
+		ring_notify();
 }
 
 void
@@ -269,7 +357,7 @@ evt_begin(const char *name)
 	long u;
 	int i;
 
-	if (evt_fd == -1)
+	if (!evt_enabled())
 		return;
 	gettimeofday(&tv, NULL);
 	if (tv.tv_sec != last_sec) {
@@ -302,7 +390,7 @@ evt_begin(const char *name)
 void
 evt_str(const char *key, const char *val)
 {
-	if (evt_fd == -1)
+	if (!evt_enabled())
 		return;
 	key_(key);
 	if (val == NULL)
@@ -314,7 +402,7 @@ evt_str(const char *key, const char *val)
 void
 evt_str2(const char *key, const char *a, const char *b)
 {
-	if (evt_fd == -1)
+	if (!evt_enabled())
 		return;
 	key_(key);
 	put("\"", 1);
@@ -329,7 +417,7 @@ evt_str2(const char *key, const char *a, const char *b)
 void
 evt_strn(const char *key, const char *val, size_t len)
 {
-	if (evt_fd == -1)
+	if (!evt_enabled())
 		return;
 	key_(key);
 	put_quoted(val, len > evt_max_arg ? evt_max_arg : len);
@@ -338,7 +426,7 @@ evt_strn(const char *key, const char *val, size_t len)
 void
 evt_int(const char *key, long long v)
 {
-	if (evt_fd == -1)
+	if (!evt_enabled())
 		return;
 	key_(key);
 	if (v < 0) {
@@ -352,7 +440,7 @@ evt_int(const char *key, long long v)
 void
 evt_uint(const char *key, uint64_t v)
 {
-	if (evt_fd == -1)
+	if (!evt_enabled())
 		return;
 	key_(key);
 	put_u64(v);
@@ -361,7 +449,7 @@ evt_uint(const char *key, uint64_t v)
 void
 evt_bool(const char *key, int v)
 {
-	if (evt_fd == -1)
+	if (!evt_enabled())
 		return;
 	key_(key);
 	puts_(v ? "true" : "false");
@@ -372,7 +460,7 @@ evt_num(const char *key, double v)
 {
 	char buf[48];
 
-	if (evt_fd == -1)
+	if (!evt_enabled())
 		return;
 	key_(key);
 	put(buf, (size_t)snprintf(buf, sizeof(buf), "%.6f", v));
@@ -381,7 +469,7 @@ evt_num(const char *key, double v)
 void
 evt_raw(const char *key, const char *json)
 {
-	if (evt_fd == -1)
+	if (!evt_enabled())
 		return;
 	key_(key);
 	puts_(json);
@@ -390,12 +478,16 @@ evt_raw(const char *key, const char *json)
 void
 evt_end(void)
 {
-	if (evt_fd == -1 || line == NULL)
+	if (!evt_enabled() || line == NULL)
 		return;
 	put("}\n", 2);
+	if (ring_cap > 0)
+		ring_add(line, llen - 1);
+	if (evt_fd == -1)
+		return;
 	if (blen + llen > EVT_BLOCK)
 		evt_flush();
-	if (evt_fd == -1)
+	if (!evt_enabled())
 		return;
 	if (llen > EVT_BLOCK) {
 		/* one event larger than the block: write it through */

@@ -36,6 +36,19 @@ void	 evt_num(const char *key, double v);
 void	 evt_raw(const char *key, const char *json);
 void	 evt_end(void);
 
+/*
+ * Keep the last cap events in memory for the control API (0 = off);
+ * notify is called after each new one.  evt_ring_get() copies pointers
+ * to up to limit lines with seq > since (oldest first) into lines/seqs;
+ * they stay valid until the next event.
+ */
+void	 evt_ring_init(size_t cap, void (*notify)(void));
+void	 evt_ring_free(void);
+void	 evt_ring_notify(void (*notify)(void));
+size_t	 evt_ring_get(uint64_t since, size_t limit, const char **lines,
+    uint64_t *seqs);
+uint64_t evt_last_seq(void);
+
 /* Append a JSON string literal of s (len bytes) to a caller buffer;
  * returns bytes needed (like snprintf).  Used for recipient arrays. */
 size_t	 evt_json_quote(char *dst, size_t dstlen, const char *s, size_t len);

@@ -23,6 +23,7 @@
 #include "events.h"
 #include "fault.h"
 #include "greylist.h"
+#include "metrics.h"
 #include "sess_int.h"
 #include "tlsio.h"
 #include "util.h"
@@ -64,6 +65,7 @@ static void
 hook_event(struct session *s, const struct fault_decision *d, int code,
     const char *text)
 {
+	metrics.faults[d->act < 32 ? d->act : 0]++;
 	if (!evt_enabled())
 		return;
 	sess_event(s, "fault");
@@ -119,6 +121,7 @@ static void
 greylist_event(struct session *s, const char *rcpt,
     const struct greylist_outcome *o)
 {
+	metrics.greylist[o->result]++;
 	sess_event(s, "greylist");
 	evt_str("result", greylist_result_name(o->result));
 	evt_strn("triplet", o->key + 2, strlen(o->key + 2));

@@ -26,8 +26,8 @@
 #include "server.h"
 #include "tlsio.h"
 #include "util.h"
+#include "version.h"
 
-#define SMTPFAULT_VERSION "0.1.0"
 
 struct override {
 	const char	*section, *key;
@@ -56,6 +56,7 @@ usage(FILE *fp)
 "      --port-file FILE   write \"smtp ADDR:PORT\" per listener once bound\n"
 "                         (\"smtps ADDR:PORT\" for implicit TLS)\n"
 "      --tls-ca-out FILE  write the CA of the generated certificate (PEM)\n"
+"      --control ADDR:PORT  HTTP control API and /metrics (loopback)\n"
 "      --events FILE|-    event stream, JSON lines (default -: stdout)\n"
 "      --capture DIR      keep accepted messages in a Maildir\n"
 "      --hostname NAME    name in the banner and replies\n"
@@ -240,7 +241,8 @@ int
 main(int argc, char *argv[])
 {
 	enum { O_LISTEN = 256, O_PORTFILE, O_EVENTS, O_CAPTURE, O_HOSTNAME,
-	    O_CHECK, O_VERSION, O_DUMP, O_SEED, O_LISTEN_TLS, O_CA_OUT };
+	    O_CHECK, O_VERSION, O_DUMP, O_SEED, O_LISTEN_TLS, O_CA_OUT,
+	    O_CONTROL };
 	static const struct option lopts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "scenario", required_argument, NULL, 's' },
@@ -248,6 +250,7 @@ main(int argc, char *argv[])
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "listen-tls", required_argument, NULL, O_LISTEN_TLS },
 		{ "tls-ca-out", required_argument, NULL, O_CA_OUT },
+		{ "control", required_argument, NULL, O_CONTROL },
 		{ "port-file", required_argument, NULL, O_PORTFILE },
 		{ "events", required_argument, NULL, O_EVENTS },
 		{ "capture", required_argument, NULL, O_CAPTURE },
@@ -294,6 +297,9 @@ main(int argc, char *argv[])
 			break;
 		case O_CA_OUT:
 			add_override("tls", "ca_out", optarg);
+			break;
+		case O_CONTROL:
+			add_override("control", "listen", optarg);
 			break;
 		case O_PORTFILE:
 			port_file = optarg;
@@ -371,6 +377,8 @@ main(int argc, char *argv[])
 		conf_free(cf);
 		return 2;
 	}
+	if (cf->has_control)
+		evt_ring_init((size_t)cf->control_ring, NULL);
 	evt_begin("start");
 	evt_str("version", SMTPFAULT_VERSION);
 	evt_int("pid", (long long)getpid());

@@ -891,6 +891,64 @@ read_events(struct rep *r, FILE *fp)
 	return ferror(fp) ? -1 : 0;
 }
 
+/* Read every event, close what is open, group and judge. */
+static int
+rep_load(struct rep *r, FILE *fp, double now, double quiet)
+{
+	int i, rc = read_events(r, fp);
+
+	for (i = 0; i < r->ns; i++)
+		if (r->s[i].used)
+			sess_end(r, &r->s[i], "still open at the end of the log");
+	split_by_msgid(r);
+	if (now > 0)
+		r->end = now;
+	for (i = 0; i < r->ng; i++)
+		conclude(&r->g[i], r->end, quiet);
+	for (i = 0; i < r->nc; i++)
+		conclude(&r->c[i], r->end, quiet);
+	return rc;
+}
+
+static json_t *
+rep_json(const struct rep *r, const struct profile *p)
+{
+	json_t *root = json_object(), *ms = json_array(), *cs = json_array();
+	int i;
+
+	for (i = 0; i < r->ng; i++)
+		json_array_append_new(ms, group_json(&r->g[i], p));
+	for (i = 0; i < r->nc; i++)
+		json_array_append_new(cs, group_json(&r->c[i], p));
+	json_object_set_new(root, "messages", ms);
+	json_object_set_new(root, "connections", cs);
+	json_object_set_new(root, "bad_lines", json_integer(r->bad_lines));
+	return root;
+}
+
+static void
+rep_free(struct rep *r)
+{
+	free_groups(r->g, r->ng);
+	free_groups(r->c, r->nc);
+	free(r->s);
+	memset(r, 0, sizeof(*r));
+}
+
+json_t *
+report_build(FILE *fp, double quiet, const char *profile)
+{
+	const struct profile *p = profile ? profile_find(profile) : NULL;
+	struct rep r;
+	json_t *root;
+
+	memset(&r, 0, sizeof(r));
+	rep_load(&r, fp, 0, quiet);
+	root = rep_json(&r, p);
+	rep_free(&r);
+	return root;
+}
+
 int
 report_main(int argc, char *argv[])
 {
@@ -914,6 +972,8 @@ report_main(int argc, char *argv[])
 	struct rep r;
 	double quiet = 600, now = 0;
 	int ch, json = 0, i, bad = 0, checks = 0;
+
+	(void)i;
 	FILE *fp;
 
 	memset(&r, 0, sizeof(r));
@@ -975,38 +1035,20 @@ report_main(int argc, char *argv[])
 		    strerror(errno));
 		return 2;
 	}
-	if (read_events(&r, fp) == -1) {
+	if (rep_load(&r, fp, now, quiet) == -1) {
 		fprintf(stderr, "smtpfault report: %s: read error\n",
 		    argv[optind]);
 		if (fp != stdin)
 			fclose(fp);
+		rep_free(&r);
 		return 2;
 	}
 	if (fp != stdin)
 		fclose(fp);
-	for (i = 0; i < r.ns; i++)
-		if (r.s[i].used)
-			sess_end(&r, &r.s[i], "still open at the end of the log");
-	split_by_msgid(&r);
-	if (now > 0)
-		r.end = now;
-	for (i = 0; i < r.ng; i++)
-		conclude(&r.g[i], r.end, quiet);
-	for (i = 0; i < r.nc; i++)
-		conclude(&r.c[i], r.end, quiet);
 	if (json) {
-		json_t *root = json_object(), *ms = json_array(),
-		    *cs = json_array();
+		json_t *root = rep_json(&r, p);
 		char *txt;
 
-		for (i = 0; i < r.ng; i++)
-			json_array_append_new(ms, group_json(&r.g[i], p));
-		for (i = 0; i < r.nc; i++)
-			json_array_append_new(cs, group_json(&r.c[i], p));
-		json_object_set_new(root, "messages", ms);
-		json_object_set_new(root, "connections", cs);
-		json_object_set_new(root, "bad_lines",
-		    json_integer(r.bad_lines));
 		txt = json_dumps(root, JSON_INDENT(2));
 		if (txt != NULL)
 			puts(txt);
@@ -1032,12 +1074,7 @@ report_main(int argc, char *argv[])
 		    "the log to check\n");
 		bad++;
 	}
-	free_groups(r.g, r.ng);
-	free_groups(r.c, r.nc);
-	for (i = 0; i < r.ns; i++)
-		if (r.s[i].used)
-			sess_end(&r, &r.s[i], "");
-	free(r.s);
+	rep_free(&r);
 	return bad > 0 ? 1 : 0;
 usage:
 	report_usage(stderr);

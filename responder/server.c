@@ -26,10 +26,12 @@
 #include <sys/socket.h>
 
 #include "capture.h"
+#include "control.h"
 #include "events.h"
 #include "fault.h"
 #include "greylist.h"
 #include "log.h"
+#include "metrics.h"
 #include "server.h"
 #include "session.h"
 #include "util.h"
@@ -38,6 +40,7 @@
 #define CLIENT_BUCKETS	4096
 
 struct server srv;
+struct metrics metrics;
 
 struct client_count {
 	struct client_count	*next;
@@ -192,6 +195,8 @@ write_port_file(const char *path)
 	}
 	for (i = 0; i < srv.nlst; i++)
 		fprintf(fp, "%s %s\n", srv.lst[i].kind, srv.lst[i].name);
+	if (control_name() != NULL)
+		fprintf(fp, "control %s\n", control_name());
 	if (fclose(fp) == EOF || rename(tmp, path) == -1) {
 		log_warn("port file %s", path);
 		unlink(tmp);
@@ -236,6 +241,7 @@ refuse(int fd, const struct sockaddr_storage *sa, const char *reason,
 	(void)r;
 	close(fd);
 	srv.n_refused++;
+	metrics.refused++;
 	evt_begin("refuse");
 	evt_str("client", host);
 	evt_str("reason", reason);
@@ -295,6 +301,7 @@ server_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			return;
 		}
 		srv.n_conn++;
+		metrics.connections++;
 		if (srv.stopping) {
 			refuse(fd, &sa, "shutdown", "421 4.3.2 Service "
 			    "shutting down\r\n");
@@ -493,6 +500,18 @@ server_init(struct conf *cf, const char *port_file)
 		log_info("listening on %s %s", srv.lst[i].kind,
 		    srv.lst[i].name);
 	}
+	if (cf->has_control) {
+		struct listener cl;
+
+		if (listener_open(&cl, &cf->control_listen) == -1 ||
+		    control_init(cl.fd, cl.name) == -1)
+			return -1;
+		evt_begin("listen");
+		evt_str("kind", "control");
+		evt_str("addr", cl.name);
+		evt_end();
+		log_info("listening on control %s", cl.name);
+	}
 	if (port_file != NULL && write_port_file(port_file) == -1)
 		return -1;
 	listeners_set(1);
@@ -541,6 +560,7 @@ server_free(void)
 		TAILQ_REMOVE(&srv.reap, s, entry);
 		sess_free(s);
 	}
+	control_free();
 	for (i = 0; i < srv.nlst; i++) {
 		ev_io_stop(srv.loop, &srv.lst[i].io);
 		close(srv.lst[i].fd);

@@ -34,6 +34,7 @@
 #include "conf.h"
 #include "events.h"
 #include "log.h"
+#include "metrics.h"
 #include "sess_int.h"
 #include "tlsio.h"
 #include "util.h"
@@ -560,6 +561,8 @@ sess_reply_text(struct session *s, int code, const char *ecode,
 	p = text;
 	if (!CF->enhancedstatuscodes)
 		ecode = NULL;
+	if (code >= 0 && code < 600)
+		metrics.replies[code]++;
 	do {
 		char head[4];
 		size_t n;

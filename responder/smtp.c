@@ -27,6 +27,7 @@
 #include "conf.h"
 #include "events.h"
 #include "log.h"
+#include "metrics.h"
 #include "sess_int.h"
 #include "tlsio.h"
 #include "util.h"
@@ -279,6 +280,7 @@ void
 smtp_msg_refuse(struct session *s, int code, const char *ecode, const char *text,
     const char *reason)
 {
+	metrics.messages_refused++;
 	sess_event(s, "message_refused");
 	evt_str("reason", reason);
 	evt_int("code", code);
@@ -361,7 +363,8 @@ smtp_msg_finish(struct session *s)
 		return;		/* closed, or held: nothing is answered */
 	if (fired) {
 		/* the rule's reply refused the message */
-		sess_event(s, "message_refused");
+		metrics.messages_refused++;
+	sess_event(s, "message_refused");
 		evt_str("reason", "fault");
 		evt_uint("size", s->msg_octets);
 		if (s->msgid[0] != '\0')
@@ -394,6 +397,8 @@ smtp_msg_finish(struct session *s)
 	snprintf(qid, sizeof(qid), "%08X%04X", s->id, (unsigned)s->nmsgs + 1);
 	s->nmsgs++;
 	srv.n_msgs++;
+	metrics.messages++;
+	metrics.bytes += s->msg_octets;
 	srv.n_bytes += s->msg_octets;
 	smtp_msg_event(s, qid, path);
 	free(path);
@@ -709,6 +714,7 @@ smtp_dispatch(struct session *s, char *line, size_t len)
 		return;
 	}
 	c = cmd_lookup(line, &arg);
+	metrics.commands[c->id]++;
 	if (evt_enabled() && !(s->flags & SF_RESUME)) {
 		sess_event(s, "command");
 		evt_str("verb", c->name);

@@ -23,6 +23,7 @@
 #include "conf.h"
 #include "events.h"
 #include "log.h"
+#include "metrics.h"
 #include "sess_int.h"
 #include "tlsio.h"
 #include "util.h"
@@ -34,6 +35,7 @@ static void	starttls_done(struct session *s);
 void
 starttls_failed(struct session *s, const char *where)
 {
+	metrics.tls_failures++;
 	char why[256];
 
 	s->flags |= SF_TLS_FATAL;
@@ -91,6 +93,7 @@ starttls_done(struct session *s)
 
 	s->flags |= SF_TLS;
 	s->hs_want = 0;
+	metrics.tls_handshakes++;
 	snprintf(s->tls_info, sizeof(s->tls_info), "%s:%s",
 	    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
 	starttls_event(s);

@@ -31,6 +31,7 @@ static CU_SuiteInfo suites[] = {
 	{ .pName = "scenario", .pTests = scenario_tests },
 	{ .pName = "store",    .pTests = store_tests },
 	{ .pName = "fault",    .pTests = fault_tests },
+	{ .pName = "greylist", .pTests = greylist_tests },
 	CU_SUITE_INFO_NULL,
 };
 

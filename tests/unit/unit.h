@@ -60,5 +60,6 @@ extern CU_TestInfo match_tests[];
 extern CU_TestInfo scenario_tests[];
 extern CU_TestInfo store_tests[];
 extern CU_TestInfo fault_tests[];
+extern CU_TestInfo greylist_tests[];
 
 #endif
