@@ -51,10 +51,16 @@ greylist_sender(const char *in, char *out, size_t len)
 	snprintf(user, sizeof(user), "%s", in);
 	for (i = 0; user[i]; i++)
 		user[i] = (char)tolower((unsigned char)user[i]);
-	if ((at = strrchr(user, '@')) != NULL) {
-		*at = '\0';
-		domain = at + 1;
+	if ((at = strrchr(user, '@')) == NULL) {
+		/* Postgrey leaves an address without a domain alone */
+		snprintf(out, len, "%s", user);
+		return;
 	}
+	*at = '\0';
+	domain = at + 1;
+	if (strncmp(user, "btv1==", 6) == 0 &&
+	    (eq = strstr(user + 6, "==")) != NULL)
+		memmove(user, eq + 2, strlen(eq + 2) + 1);	/* Barracuda */
 	for (i = 0; i < sizeof(batv) / sizeof(batv[0]); i++) {
 		n = strlen(batv[i]);
 		if (strncmp(user, batv[i], n) == 0 &&
@@ -80,7 +86,7 @@ greylist_sender(const char *in, char *out, size_t len)
 		}
 		out[o++] = user[i++];
 	}
-	if (at != NULL && o + 1 < len) {
+	if (o + 1 < len) {
 		out[o++] = '@';
 		for (i = 0; domain[i] && o + 1 < len; i++)
 			out[o++] = domain[i];
@@ -129,19 +135,21 @@ greylist_check(struct store *st, const struct greylist_conf *gc,
     const struct sockaddr_storage *sa, const char *helo, const char *from,
     const char *rcpt, double now, struct greylist_outcome *o)
 {
-	char net[64], snd[256], rc[256], h[256];
+	char net[64], snd[320], rc[320], h[256], key[1024];
 	struct frec r;
 	unsigned awl;
 
 	memset(o, 0, sizeof(*o));
-	addr_mask(sa, gc->v4bits, gc->v6bits, net, sizeof(net));
+	addr_mask(sa, gc->host ? 32 : gc->v4bits, gc->host ? 128 : gc->v6bits,
+	    net, sizeof(net));
 	greylist_sender(from ? from : "", snd, sizeof(snd));
 	lower(rc, sizeof(rc), rcpt ? rcpt : "");
 	lower(h, sizeof(h), gc->helo_in_key && helo ? helo : "");
-	if (snprintf(o->key, sizeof(o->key), "g|%s|%s|%s%s%s", net, snd, rc,
-	    gc->helo_in_key ? "|" : "", h) >= (int)sizeof(o->key))
-		o->key[sizeof(o->key) - 1] = '\0';
-	store_fit_key(o->key);
+	/* build it whole, so the digest of a long key sees every byte */
+	snprintf(key, sizeof(key), "g|%s|%s|%s%s%s", net, snd, rc,
+	    gc->helo_in_key ? "|" : "", h);
+	store_fit_key(key);		/* now at most STORE_KEY_MAX */
+	memcpy(o->key, key, strlen(key) + 1);
 	if (gc->auto_whitelist > 0) {
 		awl = awl_count(st, gc, net, now, 0);
 		o->awl = awl;

@@ -548,12 +548,14 @@ check_greylist(struct conf *c, struct conf_errs *errs)
 		    "postgrey, milter-greylist or spamd", c->gl_profile);
 		return;
 	}
-	for (i = 0; (milter || spamd) && i < NELEM(gl_profiles); i++) {
+	/* every file ends in a check, so a later profile must also undo
+	 * an earlier one: postgrey's values are the keys' defaults */
+	for (i = 0; i < NELEM(gl_profiles); i++) {
 		const struct ckey *k = find_key("greylist", gl_profiles[i].key);
 
 		if (k != NULL && !is_set(c, k))
 			set_value(c, k, milter ? gl_profiles[i].milter :
-			    gl_profiles[i].spamd, &why);
+			    spamd ? gl_profiles[i].spamd : k->def, &why);
 	}
 	if (strcmp(c->gl_netmask, "subnet") != 0 &&
 	    strcmp(c->gl_netmask, "host") != 0)
