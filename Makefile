@@ -82,6 +82,7 @@ check-integration: $(B)/smtpfault
 	python3 tests/integration/run ./$(B)/smtpfault
 	python3 tests/integration/scenarios_test.py ./$(B)/smtpfault
 	python3 tests/integration/tls_test.py ./$(B)/smtpfault
+	python3 tests/integration/greylist_test.py ./$(B)/smtpfault
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in
 # its own build tree so it never mixes with the normal objects.
@@ -96,6 +97,8 @@ asan: deps
 	    python3 tests/integration/scenarios_test.py ./build-asan/smtpfault
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    python3 tests/integration/tls_test.py ./build-asan/smtpfault
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    python3 tests/integration/greylist_test.py ./build-asan/smtpfault
 
 bench: deps all
 	sh scripts/bench ./$(B)/smtpfault

@@ -14,8 +14,16 @@ Subcommands:
                                 medians over the rounds and the ratios
   idle --json OUT [opts] NAME:PID:PORT
                                 hold idle connections, measure VmRSS per one
-  report LOADS.json IDLE.json...
+  rules --json OUT [opts] NAME:PID:PORT NAME:PID:PORT
+                                one round of load b against smtpfault with
+                                no scenario, then with 100 rules that never
+                                match (the order alternates by round)
+  rulessum --json OUT ROUND.json...
+                                medians, per-round ratios, summary rows
+  report [--loads F] [--idle F...] [--part F...]
                                 summary table with the goals, PASS/MISS
+                                (--part: the rows of bench-stall.py,
+                                bench-tls.py, rulessum)
 
 Only 127.0.0.1 is ever contacted.  Every loop is bounded in count and time.
 """
@@ -57,6 +65,7 @@ LOADS = [
 GOAL_RATE = 1.0                       # msgs/s ratio >= this
 GOAL_CPU = {"1k": 0.5, "100k": 1.0}   # CPU/msg ratio <= this
 GOAL_RSS_KB = 2.0                     # KB per idle connection <= this
+GOAL_RULES = 0.95                     # msgs/s with 100 idle rules / without
 
 
 def die(msg):
@@ -251,6 +260,89 @@ def cmd_loadsum(args):
         json.dump(out, f, indent=1)
 
 
+# --------------------------------------------------------------------- rules
+
+def rules_scenario(n):
+    """n rules at rcpt that never match (recipients at .invalid)."""
+    out = ["; bench: %d rules that never match (scripts/bench)\n" % n]
+    for i in range(1, n + 1):
+        out.append("[rule never-%d]\nhook = rcpt\nto = nobody-%d@never.invalid"
+                   "\nreply = 550 5.1.1 <%%r>: no such user\n\n" % (i, i))
+    return "".join(out)
+
+
+def cmd_rulesini(args):
+    with open(args.out, "w") as f:
+        f.write(rules_scenario(args.count))
+
+
+def cmd_rules(args):
+    """One round: warm-up on both, then load b on each, the order
+    alternating by round so that drift on the machine evens out."""
+    servers = [parse_server(s) for s in args.servers]
+    common = ["-M", "bench.test", "-f", "sender@bench.test",
+              "-t", "rcpt@bench.test"]
+    warm = {"id": "w", "args": ["-d", "-s", "10", "-l", "1024"],
+            "per_inv": 500, "invs": 1}
+    for srv in servers:
+        run_source(args.source, warm, srv, 1, common)
+    ld = [x for x in LOADS if x["id"] == "b"][0]
+    order = servers if args.round % 2 else servers[::-1]
+    out = {"round": args.round, "servers": [s["name"] for s in servers],
+           "runs": {}}
+    for srv in order:
+        r = run_source(args.source, ld, srv, args.scale, common)
+        out["runs"][srv["name"]] = r
+        print("  round %d load b %-12s %6d msgs %6.2fs %8.0f msgs/s"
+              " %7.1f us CPU/msg" %
+              (args.round, srv["name"], r["msgs"], r["wall"], r["rate"],
+               r["cpu_us_msg"]), flush=True)
+    with open(args.json, "w") as f:
+        json.dump(out, f, indent=1)
+
+
+def cmd_rulessum(args):
+    rounds = []
+    for p in args.rounds:
+        with open(p) as f:
+            rounds.append(json.load(f))
+    a, b = rounds[0]["servers"]
+    med = {}
+    for name in (a, b):
+        runs = [r["runs"][name] for r in rounds]
+        med[name] = {"rate": statistics.median(r["rate"] for r in runs),
+                     "cpu_us_msg": statistics.median(r["cpu_us_msg"]
+                                                     for r in runs),
+                     "rates": [r["rate"] for r in runs]}
+    ratios = [r["runs"][b]["rate"] / r["runs"][a]["rate"] for r in rounds]
+    ratio = statistics.median(ratios)
+    ca, cb = med[a]["cpu_us_msg"], med[b]["cpu_us_msg"]
+    cpu_ratio = cb / ca if ca > 0 else float("nan")
+    print("load b: %s  (median of %d rounds)" % (LOADS[1]["title"],
+                                                len(rounds)))
+    print("    %-12s %10s %14s   %s" %
+          ("server", "msgs/s", "CPU us/msg", "msgs/s per run"))
+    for name in (a, b):
+        print("    %-12s %10.0f %14.1f   %s" %
+              (name, med[name]["rate"], med[name]["cpu_us_msg"],
+               " ".join("%.0f" % x for x in med[name]["rates"])))
+    print("    %s/%s msgs/s per round: %s; median %.3f; CPU per message "
+          "%.2f\n" % (b, a, " ".join("%.3f" % x for x in ratios), ratio,
+                      cpu_ratio))
+    rows = [
+        ("rules rate", "load b msgs/s, %s / %s" % (b, a), "",
+         "%.0f / %.0f" % (med[b]["rate"], med[a]["rate"]),
+         "%.3f" % ratio, ">= %.2f" % GOAL_RULES,
+         "PASS" if ratio >= GOAL_RULES else "MISS"),
+        ("rules CPU", "load b CPU/msg, %s / %s" % (b, a), "",
+         "%.1f / %.1f us" % (cb, ca), "%.2f" % cpu_ratio, "(info)", ""),
+    ]
+    with open(args.json, "w") as f:
+        json.dump({"a": a, "b": b, "medians": med, "ratios": ratios,
+                   "ratio": ratio, "cpu_ratio": cpu_ratio, "rows": rows},
+                  f, indent=1)
+
+
 # ---------------------------------------------------------------------- idle
 
 def raise_nofile(want):
@@ -385,32 +477,37 @@ def cmd_idle(args):
 # -------------------------------------------------------------------- report
 
 def cmd_report(args):
-    with open(args.loads) as f:
-        loads = json.load(f)
-    idle = {}
-    for p in args.idle:
-        with open(p) as f:
-            r = json.load(f)
-        idle[r["name"]] = r
-    a, b = loads["a"], loads["b"]
     rows = []
 
     def verdict(ok):
         return "PASS" if ok else "MISS"
 
-    for ld in loads["loads"]:
-        sa, sb = ld["servers"][a], ld["servers"][b]
-        rows.append(("%s) msgs/s" % ld["id"], ld["title"],
-                     "%.0f" % sa["rate"], "%.0f" % sb["rate"],
-                     "%.2f" % ld["rate_ratio"], ">= %.1f" % GOAL_RATE,
-                     verdict(ld["rate_ratio"] >= GOAL_RATE)))
-        g = GOAL_CPU[ld["kind"]]
-        rows.append(("%s) CPU/msg" % ld["id"], ld["title"],
-                     "%.1f us" % sa["cpu_us_msg"],
-                     "%.1f us" % sb["cpu_us_msg"],
-                     "%.2f" % ld["cpu_ratio"], "<= %.1f" % g,
-                     verdict(ld["cpu_ratio"] <= g)))
-    ia, ib = idle.get(a), idle.get(b)
+    idle = []
+    for p in args.idle:
+        with open(p) as f:
+            idle.append(json.load(f))
+    a, b = "smtp-sink", "smtpfault"
+    if idle:
+        a = idle[0]["name"]
+        b = idle[-1]["name"]
+    if args.loads:
+        with open(args.loads) as f:
+            loads = json.load(f)
+        a, b = loads["a"], loads["b"]
+        for ld in loads["loads"]:
+            sa, sb = ld["servers"][a], ld["servers"][b]
+            rows.append(("%s) msgs/s" % ld["id"], ld["title"],
+                         "%.0f" % sa["rate"], "%.0f" % sb["rate"],
+                         "%.2f" % ld["rate_ratio"], ">= %.1f" % GOAL_RATE,
+                         verdict(ld["rate_ratio"] >= GOAL_RATE)))
+            g = GOAL_CPU[ld["kind"]]
+            rows.append(("%s) CPU/msg" % ld["id"], ld["title"],
+                         "%.1f us" % sa["cpu_us_msg"],
+                         "%.1f us" % sb["cpu_us_msg"],
+                         "%.2f" % ld["cpu_ratio"], "<= %.1f" % g,
+                         verdict(ld["cpu_ratio"] <= g)))
+    byname = {r["name"]: r for r in idle}
+    ia, ib = byname.get(a), byname.get(b)
     if ia and ib:
         want = ib["wanted"]
         rows.append(("idle held", "idle connections held",
@@ -425,8 +522,14 @@ def cmd_report(args):
         ratio = pb / pa if pa > 0 else float("nan")
         rows.append(("idle ratio", "RSS per idle conn %s/%s" % (b, a),
                      "", "", "%.2f" % ratio, "(info)", ""))
+    for p in args.part:
+        with open(p) as f:
+            rows.extend(tuple(r) for r in json.load(f)["rows"])
+    if not rows:
+        print("(nothing measured)")
+        return
 
-    hdr = ("check", "load", a, b, "value", "goal", "result")
+    hdr = ("check", "load / what", a, b, "value", "goal", "result")
     w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(7)]
     fmt = "  ".join("%%-%ds" % x for x in w)
     print(fmt % hdr)
@@ -434,8 +537,8 @@ def cmd_report(args):
     for r in rows:
         print((fmt % r).rstrip())
     res = [r[6] for r in rows if r[6]]
-    print("\n%d PASS, %d MISS (value = %s/%s ratio, or %s's own figure "
-          "for the idle rows)" %
+    print("\n%d PASS, %d MISS (value: %s/%s ratio for a)-c), %s's own "
+          "figure for the other rows)" %
           (res.count("PASS"), res.count("MISS"), b, a, b))
 
 
@@ -473,14 +576,28 @@ def main():
     p.add_argument("--budget", type=float, default=60,
                    help="seconds allowed for opening the connections")
     p.add_argument("server", metavar="NAME:PID:PORT")
+    p = sub.add_parser("rulesini")
+    p.add_argument("--count", type=int, default=100)
+    p.add_argument("out")
+    p = sub.add_parser("rules")
+    p.add_argument("--json", required=True)
+    p.add_argument("--source", default="/usr/sbin/smtp-source")
+    p.add_argument("--round", type=int, default=1)
+    p.add_argument("--scale", type=float, default=1.0)
+    p.add_argument("servers", nargs=2, metavar="NAME:PID:PORT")
+    p = sub.add_parser("rulessum")
+    p.add_argument("--json", required=True)
+    p.add_argument("rounds", nargs="+", metavar="ROUND.json")
     p = sub.add_parser("report")
-    p.add_argument("loads")
-    p.add_argument("idle", nargs="*")
+    p.add_argument("--loads")
+    p.add_argument("--idle", nargs="*", default=[])
+    p.add_argument("--part", nargs="*", default=[])
     args = ap.parse_args()
     {"freeport": cmd_freeport, "waitport": cmd_waitport,
      "portfile": cmd_portfile, "loads": cmd_loads,
      "loadsum": cmd_loadsum, "idle": cmd_idle,
-     "report": cmd_report}[args.cmd](args)
+     "rulesini": cmd_rulesini, "rules": cmd_rules,
+     "rulessum": cmd_rulessum, "report": cmd_report}[args.cmd](args)
 
 
 if __name__ == "__main__":

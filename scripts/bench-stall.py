@@ -70,6 +70,16 @@ def sched_ns(pid):
         return None
 
 
+def sched_all(pid):
+    """(ns on CPU, ns waiting on a run queue), or None."""
+    try:
+        with open("/proc/%d/schedstat" % pid) as f:
+            v = f.read().split()
+        return int(v[0]), int(v[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def cpu_sample(pid):
     return H.proc_cpu_ticks(pid), sched_ns(pid), time.monotonic()
 
@@ -268,7 +278,19 @@ def cmd_delay(args):
     else:
         print("  delay: no time left for the CPU window (delay too short)")
 
-    # the replies: kernel receive time of each minus its RCPT's send time
+    # The replies.  The client sleeps through them (a busy reader would
+    # take a CPU from the server on a small machine) and reads them
+    # afterwards: the kernel's receive timestamp of each, minus the send
+    # time of its RCPT.  Meanwhile: the server's time on and waiting for a
+    # CPU (other work on the machine makes replies late too).
+    time.sleep(max(due - 0.3 - time.monotonic(), 0))
+    s0 = sched_all(pid)
+    time.sleep(max(m_last + args.delay + 1.0 - time.monotonic(), 0))
+    s1 = sched_all(pid)
+    burst = None
+    if s0 and s1:
+        burst = {"oncpu_ms": (s1[0] - s0[0]) / 1e6,
+                 "runq_wait_ms": (s1[1] - s0[1]) / 1e6}
     sel = selectors.DefaultSelector()
     bufs = {}
     for s in sent:
@@ -356,7 +378,7 @@ def cmd_delay(args):
         "server_late_ms": {"p50": pct(srv_late, 50) if srv_late else None,
                            "p99": pct(srv_late, 99) if srv_late else None,
                            "max": max(srv_late) if srv_late else None},
-        "fault_events": nfault,
+        "fault_events": nfault, "reply_burst_sched": burst,
         "banner": probes,
         "gone": {"closed": len(gone), "client_gone": len(gone_ms),
                  "other_reasons": sorted(set(str(r) for r in
@@ -382,6 +404,10 @@ def cmd_delay(args):
     print("  server's own view (fault event -> reply event): p50 %s, p99 %s,"
           " max %s ms" % (fmt_ms(S["p50"]), fmt_ms(S["p99"]),
                           fmt_ms(S["max"])))
+    if burst:
+        print("  server during the replies (from 0.3s before the first was "
+              "due to 1s after the last): %.1f ms on CPU, %.1f ms waiting "
+              "for a CPU" % (burst["oncpu_ms"], burst["runq_wait_ms"]))
     print("  VmRSS %d kB before, %d kB idle after MAIL, %d kB held: "
           "%.2f KB per held session (%.2f KB over idle)" %
           (rss0, rss1, rss2, res["kb_per_held"],

@@ -1123,19 +1123,31 @@ def slow_replies(ctx):
 def shipped_scenarios_covered(ctx):
     """Every shipped scenario passes --check-config, starts the comment
     block the others have, and has a test of its own in this file (the
-    tls-* ones in tls_test.py, which checks them the same way)."""
+    tls-* ones in tls_test.py; greylisting*, spam-* and provider-throttle
+    in greylist_test.py; both check them the same way)."""
     names = sorted(f[:-4] for f in os.listdir(SHIPPED) if f.endswith(".ini"))
     check(len(names) >= 15, "only %d shipped scenarios" % len(names))
     tested = {t[0] for t in TESTS}
-    try:
-        with open(os.path.join(HERE, "tls_test.py")) as f:
-            tls_tested = set(re.findall(r"^@test\([^)]*\)\ndef (\w+)\(",
-                                        f.read(), re.M))
-    except OSError:
-        tls_tested = set()
+
+    def tests_of(fname):
+        try:
+            with open(os.path.join(HERE, fname)) as f:
+                return set(re.findall(r"^@test\([^)]*\)\ndef (\w+)\(",
+                                      f.read(), re.M))
+        except OSError:
+            return set()
+    tls_tested = tests_of("tls_test.py")
+    gl_tested = tests_of("greylist_test.py")
+
+    def elsewhere(n):
+        t = n.replace("-", "_")
+        if n.startswith("tls-"):
+            return t in tls_tested
+        if re.match(r"(greylisting(-|$)|spam-|provider-throttle$)", n):
+            return t in gl_tested
+        return False
     missing = [n for n in names if n.replace("-", "_") not in tested and
-               not (n.startswith("tls-") and
-                    n.replace("-", "_") in tls_tested)]
+               not elsewhere(n)]
     check(not missing, "shipped scenarios without a test: %s" % missing)
     for n in names:
         r = ctx.run([BIN, "--check-config", "-s", scenario_arg(n)],

@@ -47,7 +47,8 @@ static const struct {
 	const char	*want;
 } sender_cases[] = {
 	{ "plain address unchanged", "s@x.example", "s@x.example" },
-	{ "upper case folded", "User.Name@Example.COM", "user.name@example.com" },
+	{ "upper case folded", "User.Name@Example.COM",
+	    "user.name@example.com" },
 	{ "+extension removed", "user+ext@dom.example", "user@dom.example" },
 	{ "+extension with digits removed", "list+bounces-42@dom.example",
 	    "list@dom.example" },
@@ -58,12 +59,14 @@ static const struct {
 	    "user@dom.example" },
 	{ "BATV then VERP", "prvs=0123456789=bounce-1001@list.example",
 	    "bounce-#@list.example" },
-	{ "SparkPost msprvs1=", "msprvs1=17582Z2TKy0DK=bounces-9178@spmailt.com",
+	{ "SparkPost msprvs1=",
+	    "msprvs1=17582Z2TKy0DK=bounces-9178@spmailt.com",
 	    "bounces-#@spmailt.com" },
 	{ "btv1= with one '='", "btv1=0123456789a=user@dom.example",
 	    "user@dom.example" },
 	/* Barracuda's real form, as in its envelope senders */
-	{ "Barracuda btv1==TAG==", "btv1==34826e458e2==Ryan.Carmichael@dynetics.com",
+	{ "Barracuda btv1==TAG==",
+	    "btv1==34826e458e2==Ryan.Carmichael@dynetics.com",
 	    "ryan.carmichael@dynetics.com" },
 	{ "prvs without a second '=' kept", "prvs=user@dom.example",
 	    "prvs=user@dom.example" },
@@ -220,7 +223,8 @@ struct gstep {
 	const char		*what;		/* NULL ends the script */
 	enum gop		 op;
 	double			 at;		/* now */
-	const char		*client, *helo, *from, *rcpt;	/* NULL: default */
+	/* NULL: CLIENT, HELO, FROM, RCPT */
+	const char		*client, *helo, *from, *rcpt;
 	/* G_CHECK: the whole outcome */
 	enum greylist_result	 result;
 	double			 left, waited;
@@ -241,9 +245,12 @@ struct gcase {
 
 /* delay, retry_window, max_age, auto_whitelist, awl_interval, host,
  * v4bits, v6bits, helo_in_key */
-#define POSTGREY(awl, ivl)	{ 300, 2 * DAY, 35 * DAY, awl, ivl, 0, 24, 64, 0 }
-#define HOSTKEY			{ 300, 2 * DAY, 35 * DAY, 0, 3600, 1, 32, 128, 0 }
-#define SPAMD			{ 1500, 4 * 3600, 36 * DAY, 0, 3600, 1, 32, 128, 1 }
+#define POSTGREY(awl, ivl) \
+	{ 300, 2 * DAY, 35 * DAY, awl, ivl, 0, 24, 64, 0 }
+#define HOSTKEY \
+	{ 300, 2 * DAY, 35 * DAY, 0, 3600, 1, 32, 128, 0 }
+#define SPAMD \
+	{ 1500, 4 * 3600, 36 * DAY, 0, 3600, 1, 32, 128, 1 }
 
 #define CHK(w, t, r, ...)	{ w, G_CHECK, t, .result = r, __VA_ARGS__ }
 #define NEW(w, t, ...)		CHK(w, t, GL_NEW, __VA_ARGS__)
@@ -402,7 +409,8 @@ static const struct gcase gl_cases[] = {
 	    { "A a second older goes", G_EXPIRE, 5301, .max_age = 4000,
 		.n = 1 },
 	    { "A gone", G_MISS, .key = KEY },
-	    { "B kept", G_HAS, .key = "g|192.0.2.0/24|s@x.example|b@y.example" },
+	    { "B kept", G_HAS,
+		.key = "g|192.0.2.0/24|s@x.example|b@y.example" },
 	    { "client record kept (seen at 5000)", G_HAS,
 		.key = "a|192.0.2.0/24" },
 	    { "plain fault key untouched", G_HAS,
@@ -487,11 +495,13 @@ run_gcase(const struct gcase *tc, const char *dir)
 			    s->rcpt ? s->rcpt : RCPT, s->at, &o);
 			T_CHECKF(rc == (s->result == GL_NEW ||
 			    s->result == GL_EARLY) && o.result == s->result &&
-			    near(o.left, s->left) && near(o.waited, s->waited) &&
-			    o.awl == s->awl && o.restarted == s->restarted,
-			    "%s step %d (%s) at %.1f: rc %d %s left %g waited %g "
-			    "awl %u restarted %d; want rc %d %s left %g waited "
-			    "%g awl %u restarted %d", what, i, s->what, s->at,
+			    near(o.left, s->left) &&
+			    near(o.waited, s->waited) && o.awl == s->awl &&
+			    o.restarted == s->restarted,
+			    "%s step %d (%s) at %.1f: rc %d %s left %g waited "
+			    "%g awl %u restarted %d; want rc %d %s left %g "
+			    "waited %g awl %u restarted %d", what, i, s->what,
+			    s->at,
 			    rc, greylist_result_name(o.result), o.left,
 			    o.waited, o.awl, o.restarted,
 			    s->result == GL_NEW || s->result == GL_EARLY,
@@ -509,14 +519,15 @@ run_gcase(const struct gcase *tc, const char *dir)
 			break;
 		case G_EXPIRE:
 			n = greylist_expire(st, s->max_age, s->at);
-			T_CHECKF(n == s->n, "%s step %d (%s): expire(max_age %g, "
-			    "now %g) = %ld, want %ld", what, i, s->what,
+			T_CHECKF(n == s->n, "%s step %d (%s): expire(max_age "
+			    "%g, now %g) = %ld, want %ld", what, i, s->what,
 			    s->max_age, s->at, n, s->n);
 			break;
 		case G_PUT:
 			r = plain_rec(s->at);
 			T_CHECKF(store_put(st, s->key, &r) == 0,
-			    "%s step %d (%s): put %s", what, i, s->what, s->key);
+			    "%s step %d (%s): put %s", what, i, s->what,
+			    s->key);
 			break;
 		case G_HAS:
 		case G_MISS:
@@ -527,8 +538,8 @@ run_gcase(const struct gcase *tc, const char *dir)
 			break;
 		case G_COUNT:
 			n = store_count(st);
-			T_CHECKF(n == s->n, "%s step %d (%s): %ld records, want "
-			    "%ld", what, i, s->what, n, s->n);
+			T_CHECKF(n == s->n, "%s step %d (%s): %ld records, "
+			    "want %ld", what, i, s->what, n, s->n);
 			break;
 		case G_REOPEN:
 			store_close(st);
@@ -629,7 +640,8 @@ test_shipped_lists(void)
 		int		 in;
 	} exo[] = {
 		{ "40.107.1.2", 1 }, { "40.92.0.1", 1 }, { "40.93.255.255", 1 },
-		{ "40.94.0.0", 0 }, { "52.100.0.1", 1 }, { "52.103.255.255", 1 },
+		{ "40.94.0.0", 0 }, { "52.100.0.1", 1 },
+		{ "52.103.255.255", 1 },
 		{ "52.104.0.0", 0 }, { "104.47.127.255", 1 },
 		{ "104.47.128.0", 0 }, { "2a01:111:f403::1", 1 },
 		{ "2a01:111:f400:abcd::25", 1 }, { "2a01:111:f404::1", 0 },
@@ -876,8 +888,8 @@ test_profiles(void)
 			rc |= conf_load(c, path, &errs);
 		}
 		rc |= conf_check(c, &errs);
-		T_CHECKF(rc == 0 && errs.n == 0, "profile %s: rc %d, %d errors, "
-		    "first %s", profile_cases[i].name, rc, errs.n,
+		T_CHECKF(rc == 0 && errs.n == 0, "profile %s: rc %d, %d "
+		    "errors, first %s", profile_cases[i].name, rc, errs.n,
 		    errs.n ? t_shows(errs.msg[0]) : "-");
 		if (rc == 0)
 			check_glwant(profile_cases[i].name, c,
