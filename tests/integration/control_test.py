@@ -590,16 +590,13 @@ class Server:
         return self.find(**match)
 
     def synced(self, timeout=5):
-        """Wait until the events file holds everything the ring has."""
-        last = self.j("GET", "/v1/events?since=0&limit=1")
-        o = self.j("GET", "/v1/events?since=%d&limit=1000" %
-                   max(0, self.last_seq() - 1))
-        want = o["last"]
+        """Wait until the events file holds everything the ring has;
+        returns the newest seq."""
+        want = self.last_seq()
         ok = poll(lambda: self.events() and
                   self.events()[-1]["seq"] >= want, T(timeout))
         check(ok, "events file stops at seq %s, the ring at %s" % (
             self.events()[-1]["seq"] if self.events() else None, want))
-        del last
         return want
 
     def last_seq(self):
@@ -1120,6 +1117,12 @@ reply = 999 nope
 """
 
 
+def scn_key(o):
+    """What identifies a loaded scenario (not the fired counters)."""
+    return (o["scenario"], o["text"], [(r["name"], r["enabled"], r["reply"],
+                                        r["line"]) for r in o["rules"]])
+
+
 @test()
 def bad_scenario_rejected(ctx):
     srv = ctx.server(scenario_arg("ttl-expired"))
@@ -1144,7 +1147,8 @@ def bad_scenario_rejected(ctx):
           [e.replace(x.group(1), "F") for e, x in zip(errs, m)],
           "API errors %s, --check-config %s" % (errs, cli))
     # nothing changed
-    check(srv.j("GET", "/v1/scenario") == before, "scenario changed")
+    check(scn_key(srv.j("GET", "/v1/scenario")) == scn_key(before),
+          "scenario changed")
     code, text = rcpt_reply(srv, "b@example.com")
     check(code == 451, "RCPT after a refused PUT: %d %s" % (code, text))
     ev = srv.wait_event(event="reload")
@@ -1157,7 +1161,8 @@ def bad_scenario_rejected(ctx):
               expect=400)
     check(any("no-such-scenario" in e for e in o.get("errors", [])),
           "errors %s" % o)
-    check(srv.j("GET", "/v1/scenario") == before, "scenario changed")
+    check(scn_key(srv.j("GET", "/v1/scenario")) == scn_key(before),
+          "scenario changed")
     r = ctx.curl(srv, "/v1/scenario", "-X", "PUT", "--data-binary",
                  "@" + path)
     if r is not None:
@@ -1523,9 +1528,9 @@ def messages_list_raw_delete(ctx):
                                                               e["rcpt"]))
         check(m.get("from", "").strip("<>") == e["from"],
               "from %r, event %r" % (m.get("from"), e["from"]))
+        tag = e["message_id"][1:].split("@")[0]
         check(m.get("message_id") == e["message_id"] and
-              m.get("subject") == "test " + e["message_id"][1:3],
-              "headers %s" % m)
+              m.get("subject") == "test " + tag, "headers %s" % m)
         r = srv.api("GET", "/v1/messages/" + m["id"])
         with open(path, "rb") as f:
             raw = f.read()
@@ -2027,8 +2032,6 @@ def garbage_http(ctx):
                                       range(rnd.randrange(1, 3000))),
                      rst=i % 2 == 0, wait=0.05)
     check(srv.alive(), "server died after random garbage")
-    # the stream that was opened and abandoned is woken by new events
-    deliver(srv, "after-garbage") if False else None
     check(srv.j("GET", "/v1/scenario") == before, "garbage changed the "
           "scenario")
     check(srv.status()["scenario"] == before["scenario"], "status")
