@@ -50,7 +50,7 @@ SERVER_OBJ	:= $(SERVER_SRC:%.c=$(B)/%.o)
 UNIT_OBJ	:= $(UNIT_SRC:%.c=$(B)/%.o)
 DEPS		:= $(CORE_OBJ:.o=.d) $(SERVER_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
 
-.PHONY: all run check check-unit check-integration asan bench deps \
+.PHONY: all run check check-unit check-integration e2e asan bench deps \
 	install uninstall clean format
 
 all: $(B)/smtpfault
@@ -73,7 +73,7 @@ run: deps
 	./$(B)/smtpfault
 
 check: deps
-	$(MAKE) check-unit check-integration
+	$(MAKE) check-unit check-integration e2e
 
 check-unit: $(B)/unit-tests
 	./$(B)/unit-tests
@@ -83,6 +83,10 @@ check-integration: $(B)/smtpfault
 	python3 tests/integration/scenarios_test.py ./$(B)/smtpfault
 	python3 tests/integration/tls_test.py ./$(B)/smtpfault
 	python3 tests/integration/greylist_test.py ./$(B)/smtpfault
+
+# A real, private Postfix instance sends through smtpfault (needs root).
+e2e: $(B)/smtpfault
+	python3 scripts/e2e/run ./$(B)/smtpfault
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in
 # its own build tree so it never mixes with the normal objects.

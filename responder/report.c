@@ -365,6 +365,13 @@ on_reply(struct rep *r, struct sess *s, int code, const char *text)
 			free(t->fail_reply);
 			t->fail_reply = xstrdup(text);
 		}
+	} else if ((strcmp(s->verb, "DATA") == 0 ||
+	    strcmp(s->verb, "BDAT") == 0) && t->ok_rcpts == 0 &&
+	    t->fail_code != 0) {
+		/* a pipelining client sent DATA behind refused RCPTs: the
+		 * 503 is an echo, the RCPT reply is the attempt's answer */
+		tx_finish(r, s, "rcpt", t->fail_code, t->fail_reply,
+		    result_of(t->fail_code));
 	} else if (strcmp(s->verb, "DATA") == 0) {
 		if (code == 354)
 			t->in_data = 1;
@@ -683,9 +690,10 @@ check(const struct expect *e, const struct group *g, int n, FILE *out)
 {
 	int i, bad = 0;
 
-#define FAILF(...) do { fprintf(out, "FAIL message %d (%s -> %s): ", n, \
-	g->from, g->rcpts); fprintf(out, __VA_ARGS__); fputc('\n', out); \
-	bad++; } while (0)
+#define FAILF(...) do { if (g->client != NULL) fprintf(out, \
+	"FAIL connections %d (from %s): ", n, g->client); else fprintf(out, \
+	"FAIL message %d (%s -> %s): ", n, g->from, g->rcpts); \
+	fprintf(out, __VA_ARGS__); fputc('\n', out); bad++; } while (0)
 	if (e->has_attempts && !range_match(&e->attempts, (uint64_t)g->na)) {
 		if (e->attempts.hi == UINT64_MAX)
 			FAILF("%d attempts, expected at least %llu", g->na,
@@ -1069,7 +1077,11 @@ report_main(int argc, char *argv[])
 	}
 	for (i = 0; checks && i < r.ng; i++)
 		bad += check(&e, &r.g[i], i + 1, json ? stderr : stdout);
-	if (checks && r.ng == 0) {
+	/* failures before MAIL only (an offline destination): judge the
+	 * connection attempts instead */
+	for (i = 0; checks && r.ng == 0 && i < r.nc; i++)
+		bad += check(&e, &r.c[i], i + 1, json ? stderr : stdout);
+	if (checks && r.ng == 0 && r.nc == 0) {
 		fprintf(json ? stderr : stdout, "FAIL no message attempts in "
 		    "the log to check\n");
 		bad++;

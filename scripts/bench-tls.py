@@ -262,11 +262,13 @@ def cmd_tls(args):
                     args.clients, args.secs)
     print("  rate: %d clients (processes), %gs: %d STARTTLS transactions, "
           "%.0f/s, %d errors%s; server CPU %.2f ms per transaction "
-          "(%.0f%% of a CPU)" %
+          "(%.0f%% of a CPU; a whole CPU would do ~%.0f/s)" %
           (rate["clients"], rate["secs"], rate["done"], rate["tx_per_s"],
            rate["errors"],
            " (%s)" % rate["first_error"] if rate["first_error"] else "",
-           rate["server_cpu_ms_per_tx"], 100 * rate["server_cpu_share"]))
+           rate["server_cpu_ms_per_tx"], 100 * rate["server_cpu_share"],
+           1e3 / rate["server_cpu_ms_per_tx"]
+           if rate["server_cpu_ms_per_tx"] > 0 else float("nan")))
     if not H.alive(srv["pid"]):
         H.die("%s (pid %d) died during the TLS part" %
               (srv["name"], srv["pid"]))

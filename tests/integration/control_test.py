@@ -1501,6 +1501,28 @@ def sse_client_gone(ctx):
     srv.wait_new(3)
 
 
+@test(timeout=40)
+def sse_slots_freed_on_disconnect(ctx):
+    """64 streams at most (503 past it); a stream client that goes away
+    must give its slot back even when no event is written meanwhile."""
+    srv = ctx.server(scenario_arg("accept-all"))
+    streams = [SSE(srv) for _ in range(64)]
+    check(all(s.status == 200 for s in streams), "64 streams: %s" % [
+        s.status for s in streams])
+    srv.error("GET", "/v1/events/stream", 503)
+    for s in streams:
+        s.close()
+
+    def free_slot():
+        s = SSE(srv)
+        s.close()
+        return s.status == 200
+    # no SMTP traffic, no event: a quiet server, as in a lab at night
+    check(poll(free_slot, T(10), interval=0.5), "64 stream clients left "
+          "10 s ago and a new stream still gets 503 (their slots are only "
+          "freed by the next event)")
+
+
 def message_events(srv, n):
     return srv.wait_event(event="message", count=n)
 
@@ -1655,6 +1677,30 @@ def timeline_traffic_ring(srv):
     deliver(srv, "tl1")
     check(poll(lambda: sum(e["event"] == "close" for e in srv.ring()) == 2,
                T(5)), "no 2 close events in the ring")
+
+
+@test()
+def timeline_mail_without_rcpt(ctx):
+    """A transaction with a sender and no recipient yet, open or ended."""
+    srv = ctx.server(scenario_arg("accept-all"))
+    c = srv.connect()
+    c.cmd("HELO client.test")
+    c.expect_reply(b"250 ")
+    c.cmd("MAIL FROM:<a@example.com>")
+    c.expect_reply(b"250 ")
+    c.cmd("QUIT")
+    c.expect_reply(b"221")
+    srv.wait_event(event="close")
+    d = srv.connect()
+    d.cmd("HELO client.test")
+    d.expect_reply(b"250 ")
+    d.cmd("MAIL FROM:<a@example.com>")
+    d.expect_reply(b"250 ")
+    tl = srv.j("GET", "/v1/timeline")       # d is still inside MAIL
+    check(tl.get("bad_lines") == 0, "timeline %s" % short(tl, 300))
+    check(tl == report_json(ctx, srv), "timeline differs from report")
+    d.cmd("QUIT")
+    d.expect_reply(b"221")
 
 
 @test()
