@@ -56,12 +56,18 @@ struct stream {
 	struct MHD_Connection	*conn;
 	uint64_t		 cursor;	/* last seq sent */
 	int			 suspended;
+	int			 ping;		/* send a keep-alive comment */
 	int			 used;
 };
+
+/* Idle streams are woken this often to send a comment, which is also
+ * how a client that went away is noticed and its slot freed. */
+#define STREAM_PING 5.0
 
 static struct MHD_Daemon	*mhd;
 static ev_io			 mhd_io;
 static ev_timer			 mhd_timer;
+static ev_timer			 ping_timer;
 static struct stream		 streams[MAX_STREAMS];
 static char			*api_scenario;	/* temp file of a PUT text */
 static char			 ctl_name[96];
@@ -201,16 +207,23 @@ put_scenario(struct MHD_Connection *c, const struct req *q)
 	json_t *j, *e;
 	int fd, i;
 
-	j = q->len > 0 && q->body[0] == '{' ? json_loadb(q->body, q->len, 0,
-	    NULL) : NULL;
+	if (q->len == 0)
+		return send_error(c, 400, "empty body: send {\"name\": "
+		    "\"accept-all\"} to clear every rule");
+	j = q->body[0] == '{' ? json_loadb(q->body, q->len, 0, NULL) : NULL;
+	if (j == NULL && q->body[0] == '{')
+		return send_error(c, 400, "malformed JSON");
 	if (j != NULL) {
 		const char *name = json_string_value(json_object_get(j,
 		    "name"));
 
-		if (name == NULL) {
+		if (name == NULL || name[0] == '\0' ||
+		    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRS"
+		    "TUVWXYZ0123456789_-") != strlen(name)) {
 			json_decref(j);
 			return send_error(c, 400, "expected {\"name\": "
-			    "\"SCENARIO\"} or INI text");
+			    "\"SCENARIO\"} with a shipped scenario's name, or "
+			    "INI text");
 		}
 		use = xstrdup(name);
 		json_decref(j);
@@ -336,7 +349,13 @@ greylist(struct MHD_Connection *c, const char *method)
 		char key[600];
 
 		if (one != NULL) {
+			struct frec fr;
+
 			snprintf(key, sizeof(key), "g|%s", one);
+			/* DELETE is idempotent: an unknown triplet is 0 */
+			if (store_get(fault.st, key, &fr) != 0)
+				return send_json(c, 200, json_pack("{s:i}",
+				    "deleted", 0));
 			store_del(fault.st, key);
 			return send_json(c, 200, json_pack("{s:i}", "deleted",
 			    1));
@@ -411,6 +430,13 @@ stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 	size_t i, n, o = 0;
 
 	(void)pos;
+	if (st->ping) {
+		st->ping = 0;
+		if (max > 16) {
+			memcpy(buf, ": keep-alive\n\n", 14);
+			return 14;
+		}
+	}
 	n = evt_ring_get(st->cursor, RING_BATCH, lines, seqs);
 	for (i = 0; i < n; i++) {
 		int w = snprintf(buf + o, max - o, "id: %llu\ndata: %s\n\n",
@@ -494,6 +520,27 @@ on_new_event(void)
 	}
 }
 
+static void
+on_ping(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	int i, woke = 0;
+
+	(void)loop;
+	(void)w;
+	(void)revents;
+	for (i = 0; i < MAX_STREAMS; i++)
+		if (streams[i].used && streams[i].suspended) {
+			streams[i].suspended = 0;
+			streams[i].ping = 1;
+			MHD_resume_connection(streams[i].conn);
+			woke = 1;
+		}
+	if (woke) {
+		MHD_run(mhd);
+		control_rearm();
+	}
+}
+
 /* ---- /v1/messages ---- */
 
 static const char *
@@ -537,6 +584,10 @@ message_json(const char *dir, const char *name)
 	if (stat(path, &sb) == -1 || (head = slurp(path, 16384, &len)) ==
 	    NULL)
 		return NULL;
+	/* only the header block: a body may quote anything */
+	if ((p = strstr(head, "\r\n\r\n")) != NULL ||
+	    (p = strstr(head, "\n\n")) != NULL)
+		*p = '\0';
 	to = json_array();
 	for (p = head; (p = strstr(p, "X-Smtpfault-Rcpt-To: <")) != NULL;) {
 		char *e = strchr(p + 22, '>');
@@ -647,6 +698,9 @@ get_timeline(struct MHD_Connection *c)
 
 	if (q != NULL && util_parse_dur(q, &quiet) == -1)
 		return send_error(c, 400, "quiet: expected a duration");
+	if (prof != NULL && !report_profile_known(prof))
+		return send_error(c, 400, "profile: expected postfix-default, "
+		    "exim-default or exchange-online");
 	evt_flush();
 	if (ef != NULL && ef[0] != '\0' && strcmp(ef, "-") != 0)
 		fp = fopen(ef, "r");
@@ -775,42 +829,94 @@ authorised(struct MHD_Connection *c)
 	    strcmp(h + 7, tok) == 0;
 }
 
+/* Is method m one of the comma-separated list? */
+static int
+method_in(const char *list, const char *m)
+{
+	size_t n = strlen(m);
+	const char *p = list;
+
+	while (n > 0 && (p = strstr(p, m)) != NULL) {
+		if ((p == list || p[-1] == ' ') && (p[n] == '\0' ||
+		    p[n] == ','))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
+/* Which methods a known path takes; NULL when the path is unknown. */
+static const char *
+allowed(const char *url)
+{
+	static const struct { const char *path; int prefix; const char *m; }
+	    t[] = {
+		{ "/metrics", 0, "GET" },
+		{ "/v1/status", 0, "GET" },
+		{ "/v1/scenario", 0, "GET, PUT" },
+		{ "/v1/rules/", 1, "POST" },
+		{ "/v1/greylist", 0, "GET, DELETE" },
+		{ "/v1/events", 0, "GET" },
+		{ "/v1/events/stream", 0, "GET" },
+		{ "/v1/messages", 0, "GET, DELETE" },
+		{ "/v1/messages/", 1, "GET" },
+		{ "/v1/timeline", 0, "GET" },
+	};
+	size_t i;
+
+	for (i = 0; i < NELEM(t); i++)
+		if (t[i].prefix ? strncmp(url, t[i].path, strlen(t[i].path))
+		    == 0 && url[strlen(t[i].path)] != '\0' :
+		    strcmp(url, t[i].path) == 0)
+			return t[i].m;
+	return NULL;
+}
+
 static enum MHD_Result
 route(struct MHD_Connection *c, const char *url, const char *m,
     const struct req *q)
 {
-	int get = strcmp(m, "GET") == 0, put = strcmp(m, "PUT") == 0;
-	int del = strcmp(m, "DELETE") == 0, post = strcmp(m, "POST") == 0;
+	const char *ok = allowed(url);
 
-	if (strcmp(url, "/metrics") == 0 && get)
+	if (ok == NULL)
+		return send_error(c, 404, "no such endpoint");
+	if (!method_in(ok, m)) {
+		struct MHD_Response *r;
+		json_t *j = json_pack("{s:s}", "error", "method not allowed");
+		char *txt = json_dumps(j, 0);
+		enum MHD_Result rc;
+
+		json_decref(j);
+		/* 405 must say what is allowed */
+		r = MHD_create_response_from_buffer(txt ? strlen(txt) : 0,
+		    txt ? txt : (char *)(uintptr_t)"", MHD_RESPMEM_MUST_COPY);
+		free(txt);
+		if (r == NULL)
+			return MHD_NO;
+		MHD_add_response_header(r, "Content-Type", "application/json");
+		MHD_add_response_header(r, "Allow", ok);
+		rc = MHD_queue_response(c, 405, r);
+		MHD_destroy_response(r);
+		return rc;
+	}
+	if (strcmp(url, "/metrics") == 0)
 		return get_metrics(c);
-	if (strcmp(url, "/v1/status") == 0 && get)
+	if (strcmp(url, "/v1/status") == 0)
 		return send_json(c, 200, status_json());
-	if (strcmp(url, "/v1/scenario") == 0 && get)
-		return get_scenario(c);
-	if (strcmp(url, "/v1/scenario") == 0 && put)
-		return put_scenario(c, q);
-	if (strncmp(url, "/v1/rules/", 10) == 0 && post)
+	if (strcmp(url, "/v1/scenario") == 0)
+		return strcmp(m, "PUT") == 0 ? put_scenario(c, q) :
+		    get_scenario(c);
+	if (strncmp(url, "/v1/rules/", 10) == 0)
 		return post_rule(c, url);
-	if (strcmp(url, "/v1/greylist") == 0 && (get || del))
+	if (strcmp(url, "/v1/greylist") == 0)
 		return greylist(c, m);
-	if (strcmp(url, "/v1/events") == 0 && get)
+	if (strcmp(url, "/v1/events") == 0)
 		return get_events(c);
-	if (strcmp(url, "/v1/events/stream") == 0 && get)
+	if (strcmp(url, "/v1/events/stream") == 0)
 		return get_stream(c);
-	if (strncmp(url, "/v1/messages", 12) == 0 && (get || del))
+	if (strncmp(url, "/v1/messages", 12) == 0)
 		return messages(c, m, url);
-	if (strcmp(url, "/v1/timeline") == 0 && get)
-		return get_timeline(c);
-	if (strcmp(url, "/metrics") == 0 || strncmp(url, "/v1/", 4) == 0)
-		return send_error(c, strncmp(url, "/v1/rules/", 10) == 0 ||
-		    strcmp(url, "/metrics") == 0 || strncmp(url, "/v1/status",
-		    10) == 0 || strncmp(url, "/v1/scenario", 12) == 0 ||
-		    strncmp(url, "/v1/greylist", 12) == 0 ||
-		    strncmp(url, "/v1/events", 10) == 0 ||
-		    strncmp(url, "/v1/timeline", 12) == 0 ? 405 : 404,
-		    "no such endpoint or method");
-	return send_error(c, 404, "no such endpoint");
+	return get_timeline(c);
 }
 
 static enum MHD_Result
@@ -952,6 +1058,9 @@ control_init(int fd, const char *name)
 	ev_unref(srv.loop);	/* the API alone keeps nobody running */
 	ev_init(&mhd_timer, on_mhd_timer);
 	control_rearm();
+	ev_timer_init(&ping_timer, on_ping, STREAM_PING, STREAM_PING);
+	ev_timer_start(srv.loop, &ping_timer);
+	ev_unref(srv.loop);
 	evt_ring_notify(on_new_event);
 	return 0;
 }
@@ -970,6 +1079,8 @@ control_free(void)
 		}
 	ev_ref(srv.loop);
 	ev_io_stop(srv.loop, &mhd_io);
+	ev_ref(srv.loop);
+	ev_timer_stop(srv.loop, &ping_timer);
 	ev_timer_stop(srv.loop, &mhd_timer);
 	MHD_stop_daemon(mhd);
 	mhd = NULL;

@@ -28,6 +28,8 @@
 #include "tlsio.h"
 #include "util.h"
 
+#define DELAY_EARLY	0.05	/* seconds: see hook_run() */
+
 static void	hook_ctx(struct session *s, enum fault_hook h, const char *a1,
     struct fault_ctx *c);
 static void	hook_event(struct session *s, const struct fault_decision *d,
@@ -300,7 +302,15 @@ hook_run(struct session *s, enum fault_hook h, const char *a1,
 			fault_reply_text(d.rule, &c, &d, text, sizeof(text));
 		hook_event(s, &d, d.rule->code, text);
 		s->flags |= SF_DELAYED;
-		ev_timer_set(&s->ftimer, d.delay, 0.);
+		/*
+		 * Count from now, not from the start of this loop pass, and
+		 * wake DELAY_EARLY before the due time: epoll may oversleep
+		 * a long timeout by 0.1%, a short last wait barely at all.
+		 */
+		ev_now_update(srv.loop);
+		s->fdue = ev_now(srv.loop) + d.delay;
+		ev_timer_set(&s->ftimer, d.delay > 2 * DELAY_EARLY ?
+		    d.delay - DELAY_EARLY : d.delay, 0.);
 		ev_timer_start(srv.loop, &s->ftimer);
 		return 1;
 	}
@@ -363,6 +373,12 @@ hook_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	if (!(s->flags & SF_DELAYED))
 		return;
+	if (ev_time() < s->fdue - 0.0002) {
+		/* the early wake-up: sleep the short rest precisely */
+		ev_timer_set(&s->ftimer, s->fdue - ev_time(), 0.);
+		ev_timer_start(srv.loop, &s->ftimer);
+		return;
+	}
 	s->flags &= ~SF_DELAYED;
 	s->flags |= SF_RESUME;
 	switch (s->pending_hook) {

@@ -242,7 +242,8 @@ tx_finish(struct rep *r, struct sess *s, const char *hook, int code,
 
 	if (!t->open)
 		return;
-	qsort(t->rcpt, (size_t)t->nrcpt, sizeof(*t->rcpt), cmp_str);
+	if (t->nrcpt > 1)
+		qsort(t->rcpt, (size_t)t->nrcpt, sizeof(*t->rcpt), cmp_str);
 	for (i = 0; i < t->nrcpt; i++)
 		len += strlen(t->rcpt[i]) + 1;
 	joined = xcalloc(1, len);
@@ -513,7 +514,8 @@ split_by_msgid(struct rep *r)
 		const char *first = NULL;
 		int i, j, multi = 0;
 
-		qsort(g->a, (size_t)g->na, sizeof(*g->a), cmp_attempt);
+		if (g->na > 1)
+			qsort(g->a, (size_t)g->na, sizeof(*g->a), cmp_attempt);
 		for (i = 0; i < g->na; i++) {
 			if (g->a[i].msgid == NULL)
 				continue;
@@ -581,7 +583,8 @@ conclude(struct group *g, double end, double quiet)
 	const struct attempt *last;
 	int i, accepted = 0;
 
-	qsort(g->a, (size_t)g->na, sizeof(*g->a), cmp_attempt);
+	if (g->na > 1)
+		qsort(g->a, (size_t)g->na, sizeof(*g->a), cmp_attempt);
 	for (i = 0; i < g->na; i++) {
 		if (strcmp(g->a[i].result, "accepted") == 0)
 			accepted = 1;
@@ -941,6 +944,12 @@ rep_free(struct rep *r)
 	free_groups(r->c, r->nc);
 	free(r->s);
 	memset(r, 0, sizeof(*r));
+}
+
+int
+report_profile_known(const char *name)
+{
+	return profile_find(name) != NULL;
 }
 
 json_t *

@@ -18,5 +18,6 @@ int	 report_main(int argc, char *argv[]);
  * may be NULL).  The caller owns the returned object.
  */
 json_t	*report_build(FILE *fp, double quiet, const char *profile);
+int	 report_profile_known(const char *name);
 
 #endif

@@ -99,6 +99,7 @@ struct session {
 	struct conf		*pcf;		/* holds the pending rule alive */
 	struct fault_decision	 pending;
 	enum fault_hook		 pending_hook;
+	double			 fdue;		/* when a delayed reply is due */
 	char			*pending_line;
 	size_t			 pending_len;
 	int			 ovr_code;	/* next reply replaced by ... */

@@ -243,7 +243,7 @@ def cmd_delay(args):
     # RCPT on every session, each stamped just before its send
     rcpt = b"RCPT TO:<rcpt@bench.test>\r\n"
     sent = {}
-    t_first = time.time()
+    port_sent = {}
     m_first = time.monotonic()
     for s in socks:
         ts = time.time()
@@ -252,6 +252,8 @@ def cmd_delay(args):
             sent[s] = ts
         except OSError:
             pass
+    for s, ts in sent.items():
+        port_sent[s.getsockname()[1]] = ts
     m_last = time.monotonic()
     spread = m_last - m_first
     due = m_first + args.delay          # the first reply is due then
@@ -341,6 +343,7 @@ def cmd_delay(args):
     time.sleep(0.3)
     evs = read_events(args.events)
     by_port, fault_t, srv_late, gone_ms = {}, {}, [], []
+    sess_port, intake = {}, []
     nfault = 0
     gone_reason = {}
     for e in evs:
@@ -348,9 +351,14 @@ def cmd_delay(args):
         sid = e.get("session")
         if ev == "connect" and e.get("port") in gone:
             by_port[sid] = e["port"]
+        if ev == "connect":
+            sess_port[sid] = e.get("port")
         elif ev == "fault" and e.get("hook") == "rcpt":
             nfault += 1
             fault_t[sid] = (parse_time(e["time"]), e.get("delay", 0))
+            ts = port_sent.get(sess_port.get(sid))
+            if ts is not None:
+                intake.append((fault_t[sid][0] - ts) * 1e3)
         elif ev == "reply" and sid in fault_t:
             ft, d = fault_t.pop(sid)
             srv_late.append((parse_time(e["time"]) - ft - d) * 1e3)
@@ -375,7 +383,11 @@ def cmd_delay(args):
                     "p99": pct(late, 99) if late else None,
                     "max": max(late) if late else None},
         "early": sum(1 for x in late if x < 0),
-        "server_late_ms": {"p50": pct(srv_late, 50) if srv_late else None,
+        "intake_ms": {"p50": pct(intake, 50) if intake else None,
+                      "p99": pct(intake, 99) if intake else None,
+                      "max": max(intake) if intake else None},
+        "server_late_ms": {"min": min(srv_late) if srv_late else None,
+                           "p50": pct(srv_late, 50) if srv_late else None,
                            "p99": pct(srv_late, 99) if srv_late else None,
                            "max": max(srv_late) if srv_late else None},
         "fault_events": nfault, "reply_burst_sched": burst,
@@ -400,10 +412,14 @@ def cmd_delay(args):
           "p50 %s, p99 %s, max %s ms; early: %d" %
           (args.delay, fmt_ms(L["min"]), fmt_ms(L["p50"]), fmt_ms(L["p99"]),
            fmt_ms(L["max"]), res["early"]))
-    S = res["server_late_ms"]
-    print("  server's own view (fault event -> reply event): p50 %s, p99 %s,"
-          " max %s ms" % (fmt_ms(S["p50"]), fmt_ms(S["p99"]),
-                          fmt_ms(S["max"])))
+    S, I = res["server_late_ms"], res["intake_ms"]
+    print("  of which: RCPT sent -> server's fault event p50 %s, p99 %s, "
+          "max %s ms;" % (fmt_ms(I["p50"]), fmt_ms(I["p99"]),
+                          fmt_ms(I["max"])))
+    print("            fault event -> reply event - %gs (timer) min %s, "
+          "p50 %s, p99 %s, max %s ms" %
+          (args.delay, fmt_ms(S["min"]), fmt_ms(S["p50"]), fmt_ms(S["p99"]),
+           fmt_ms(S["max"])))
     if burst:
         print("  server during the replies (from 0.3s before the first was "
               "due to 1s after the last): %.1f ms on CPU, %.1f ms waiting "
