@@ -373,7 +373,7 @@ hook_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	if (!(s->flags & SF_DELAYED))
 		return;
-	if (ev_time() < s->fdue - 0.0002) {
+	if (ev_time() < s->fdue) {
 		/* the early wake-up: sleep the short rest precisely */
 		ev_timer_set(&s->ftimer, s->fdue - ev_time(), 0.);
 		ev_timer_start(srv.loop, &s->ftimer);
