@@ -44,6 +44,15 @@ struct ckey {
 	const char	*help;
 };
 
+/* String keys that take one of a few words. */
+static const struct {
+	const char	*section, *key, *choices;
+} choice_keys[] = {
+	{ "greylist", "profile", "postgrey|milter-greylist|spamd" },
+	{ "greylist", "netmask", "subnet|host" },
+	{ "greylist", "stage", "rcpt|data_end" },
+};
+
 #define O(f) offsetof(struct conf, f)
 #define KMAX 1e12
 
@@ -360,6 +369,33 @@ set_listen(struct conf *c, const char *val, int tls, const char **why)
 	return 0;
 }
 
+static const char *
+choices_of(const struct ckey *k)
+{
+	size_t i;
+
+	for (i = 0; i < NELEM(choice_keys); i++)
+		if (strcmp(choice_keys[i].section, k->section) == 0 &&
+		    strcmp(choice_keys[i].key, k->key) == 0)
+			return choice_keys[i].choices;
+	return NULL;
+}
+
+static int
+choice_ok(const char *choices, const char *val)
+{
+	size_t n = strlen(val);
+	const char *p = choices;
+
+	while (n > 0 && (p = strstr(p, val)) != NULL) {
+		if ((p == choices || p[-1] == '|') && (p[n] == '\0' ||
+		    p[n] == '|'))
+			return 1;
+		p += n;
+	}
+	return 0;
+}
+
 /* Parse val for key k into c.  0, or -1 with *why. */
 static int
 set_value(struct conf *c, const struct ckey *k, const char *val,
@@ -405,6 +441,32 @@ set_value(struct conf *c, const struct ckey *k, const char *val,
 		break;
 	case CT_STR: {
 		char **dst = (char **)(void *)(base + k->off), *nv;
+
+		const char *choices = choices_of(k);
+
+		if (choices != NULL && !choice_ok(choices, val)) {
+			static char msg[160];
+
+			snprintf(msg, sizeof(msg), "expected one of: %s",
+			    choices);
+			*why = msg;
+			return -1;
+		}
+		if (strcmp(k->key, "reply") == 0 &&
+		    strcmp(k->section, "greylist") == 0) {
+			char *e = NULL, *t = NULL;
+			int code = 0;
+
+			if (scn_parse_reply(val, &code, &e, &t) == -1 ||
+			    code < 400) {
+				free(e);
+				free(t);
+				*why = "expected \"4xx X.Y.Z text\"";
+				return -1;
+			}
+			free(e);
+			free(t);
+		}
 
 		if ((nv = strdup(val)) == NULL) {
 			*why = "out of memory";
