@@ -84,6 +84,7 @@ check-integration: $(B)/smtpfault
 	python3 tests/integration/tls_test.py ./$(B)/smtpfault
 	python3 tests/integration/greylist_test.py ./$(B)/smtpfault
 	python3 tests/integration/control_test.py ./$(B)/smtpfault
+	python3 tests/integration/report_test.py ./$(B)/smtpfault
 
 # A real, private Postfix instance sends through smtpfault (needs root).
 e2e: $(B)/smtpfault
@@ -106,6 +107,8 @@ asan: deps
 	    python3 tests/integration/greylist_test.py ./build-asan/smtpfault
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    python3 tests/integration/control_test.py ./build-asan/smtpfault
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    python3 tests/integration/report_test.py ./build-asan/smtpfault
 
 bench: deps all
 	sh scripts/bench ./$(B)/smtpfault

@@ -44,6 +44,7 @@ struct attempt {
 	char		*reply;
 	const char	*result;	/* static string */
 	char		*msgid;
+	int		 own_id;	/* msgid seen in this attempt */
 	char		*rule;		/* last fault rule of the session */
 };
 
@@ -82,6 +83,9 @@ struct sess {
 	char		 time[40];
 	int		 banner;	/* banner reply code, 0 = none yet */
 	char		*banner_text;
+	int		 fail_code;	/* a 4xx/5xx outside any transaction */
+	char		*fail_text;
+	char		 fail_verb[16];
 	int		 had_mail;
 	char		 verb[16];	/* last command */
 	char		*rule;
@@ -124,21 +128,31 @@ sess_find(struct rep *r, const char *id, int create)
 	return &r->s[i];
 }
 
+/* "2026-11-30T10:10:20.900000Z" (fraction and Z optional) -> epoch. */
 static double
 parse_time(const char *s)
 {
 	struct tm tm;
-	double frac = 0;
-	int us = 0;
+	double frac = 0, scale = 0.1;
+	int n = 0;
 
 	memset(&tm, 0, sizeof(tm));
-	if (s == NULL || sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year,
+	if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year,
 	    &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec,
-	    &us) < 6)
+	    &n) != 6 || n != 19)
+		return 0;
+	s += n;
+	if (*s == '.') {
+		for (s++; isdigit((unsigned char)*s); s++, scale /= 10)
+			frac += (*s - '0') * scale;
+	}
+	if (*s == 'Z')
+		s++;
+	if (*s != '\0' || tm.tm_mon < 1 || tm.tm_mon > 12 ||
+	    tm.tm_mday < 1 || tm.tm_mday > 31)
 		return 0;
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
-	frac = us / 1e6;
 	return (double)timegm(&tm) + frac;
 }
 
@@ -253,7 +267,10 @@ tx_finish(struct rep *r, struct sess *s, const char *hook, int code,
 		strcat(joined, t->rcpt[i]);
 	}
 	attempt_init(&a, s, t->t, t->time, hook, code, reply, result);
+	free(s->rule);		/* a rule belongs to one attempt */
+	s->rule = NULL;
 	a.msgid = t->msgid ? xstrdup(t->msgid) : NULL;
+	a.own_id = t->msgid != NULL;
 	group_add(group_for(r, t->from ? t->from : "", joined), &a);
 	free(joined);
 	tx_clear(t);
@@ -270,10 +287,15 @@ conn_finish(struct rep *r, struct sess *s, const char *reason)
 
 	if (s->had_mail)
 		return;
-	if (s->banner == 220 && (strcmp(reason, "quit") == 0 ||
-	    strcmp(reason, "eof") == 0))
+	if (s->banner == 220 && s->fail_code == 0 &&
+	    (strcmp(reason, "quit") == 0 || strcmp(reason, "eof") == 0))
 		return;		/* greeted and left: not a failed delivery */
-	if (s->banner >= 400)
+	if (s->banner == 220 && s->fail_code != 0) {
+		attempt_init(&a, s, s->t, s->time, s->fail_verb, s->fail_code,
+		    s->fail_text, result_of(s->fail_code));
+		for (i = 0; a.hook[i]; i++)
+			a.hook[i] = (char)tolower((unsigned char)a.hook[i]);
+	} else if (s->banner >= 400)
 		attempt_init(&a, s, s->t, s->time, "connect", s->banner,
 		    s->banner_text, result_of(s->banner));
 	else {
@@ -330,7 +352,8 @@ sess_end(struct rep *r, struct sess *s, const char *reason)
 	conn_finish(r, s, reason);
 	free(s->banner_text);
 	free(s->rule);
-	s->banner_text = s->rule = NULL;
+	free(s->fail_text);
+	s->banner_text = s->rule = s->fail_text = NULL;
 	s->used = 0;
 }
 
@@ -345,8 +368,17 @@ on_reply(struct rep *r, struct sess *s, int code, const char *text)
 		s->banner_text = xstrdup(text);
 		return;
 	}
-	if (!t->open)
+	if (!t->open) {
+		/* EHLO, STARTTLS, AUTH ... refused: a failed delivery too */
+		if (code >= 400) {
+			s->fail_code = code;
+			free(s->fail_text);
+			s->fail_text = xstrdup(text);
+			snprintf(s->fail_verb, sizeof(s->fail_verb), "%s",
+			    s->verb);
+		}
 		return;
+	}
 	if (t->in_data) {
 		/* the reply to the final dot (or to BDAT LAST) */
 		if (t->accepted)
@@ -404,6 +436,8 @@ on_command(struct rep *r, struct sess *s, const char *verb, const char *arg,
 	snprintf(s->verb, sizeof(s->verb), "%s", verb);
 	if (strcmp(verb, "MAIL") == 0) {
 		tx_clear(x);
+		free(s->rule);
+		s->rule = NULL;
 		x->open = 1;
 		x->t = t;
 		snprintf(x->time, sizeof(x->time), "%s", time);
@@ -434,7 +468,7 @@ on_event(struct rep *r, json_t *o)
 	struct sess *s;
 	int i;
 
-	if (ev == NULL || time == NULL) {
+	if (ev == NULL || time == NULL || t == 0) {
 		r->bad_lines++;
 		return;
 	}
@@ -556,7 +590,9 @@ split_by_msgid(struct rep *r)
 			cur->na--;
 			ng2 = NULL;
 			for (k = ng; k < r->ng; k++)
-				if (strcmp(r->g[k].msgid, a.msgid) == 0)
+				if (strcmp(r->g[k].msgid, a.msgid) == 0 &&
+				    strcmp(r->g[k].from, cur->from) == 0 &&
+				    strcmp(r->g[k].rcpts, cur->rcpts) == 0)
 					ng2 = &r->g[k];
 			if (ng2 == NULL) {
 				char *f = xstrdup(cur->from);
@@ -581,19 +617,25 @@ static void
 conclude(struct group *g, double end, double quiet)
 {
 	const struct attempt *last;
-	int i, accepted = 0;
+	int i, accepted = 0, dups = 0;
 
 	if (g->na > 1)
 		qsort(g->a, (size_t)g->na, sizeof(*g->a), cmp_attempt);
 	for (i = 0; i < g->na; i++) {
-		if (strcmp(g->a[i].result, "accepted") == 0)
+		const struct attempt *a = &g->a[i];
+
+		if (strcmp(a->result, "accepted") == 0)
 			accepted = 1;
-		if (strcmp(g->a[i].result, "accepted") == 0 ||
-		    strcmp(g->a[i].result, "unanswered") == 0)
-			g->stored++;
+		if (strcmp(a->result, "accepted") != 0 &&
+		    strcmp(a->result, "unanswered") != 0)
+			continue;
+		g->stored++;
+		/* a copy kept twice under one Message-ID is a duplicate */
+		if (a->own_id && g->msgid != NULL &&
+		    strcmp(a->msgid, g->msgid) == 0)
+			dups++;
 	}
-	/* a copy kept twice under one Message-ID is a duplicate */
-	g->duplicate = g->stored > 1 && g->msgid != NULL;
+	g->duplicate = dups > 1;
 	if (g->na == 0) {
 		g->outcome = "none";
 		return;
