@@ -113,16 +113,6 @@ fault_expire(double max_age)
 	return store_expire(fault.st, fault.now() - max_age, NULL);
 }
 
-static void
-lower_copy(char *dst, size_t len, const char *src)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < len && src[i]; i++)
-		dst[i] = (char)tolower((unsigned char)src[i]);
-	dst[i] = '\0';
-}
-
 void
 fault_key(const struct sockaddr_storage *sa, const char *from,
     const char *rcpt, char *buf, size_t len)
@@ -130,8 +120,8 @@ fault_key(const struct sockaddr_storage *sa, const char *from,
 	char net[64], f[300], r[300];
 
 	addr_mask(sa, fault.v4bits, fault.v6bits, net, sizeof(net));
-	lower_copy(f, sizeof(f), from ? from : "");
-	lower_copy(r, sizeof(r), rcpt ? rcpt : "");
+	util_lower(f, sizeof(f), from ? from : "");
+	util_lower(r, sizeof(r), rcpt ? rcpt : "");
 	snprintf(buf, len, "%s|%s|%s", net, f, r);
 	if (len > STORE_KEY_MAX)
 		store_fit_key(buf);

@@ -18,6 +18,7 @@
 #include "greylist.h"
 #include "match.h"
 #include "store.h"
+#include "util.h"
 
 #define AWL_FLAG_PASSED 1
 
@@ -94,16 +95,6 @@ greylist_sender(const char *in, char *out, size_t len)
 	out[o] = '\0';
 }
 
-static void
-lower(char *dst, size_t len, const char *src)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < len && src[i]; i++)
-		dst[i] = (char)tolower((unsigned char)src[i]);
-	dst[i] = '\0';
-}
-
 /* Count one pass of the client toward the auto-whitelist. */
 static unsigned
 awl_count(struct store *st, const struct greylist_conf *gc, const char *net,
@@ -143,8 +134,8 @@ greylist_check(struct store *st, const struct greylist_conf *gc,
 	addr_mask(sa, gc->host ? 32 : gc->v4bits, gc->host ? 128 : gc->v6bits,
 	    net, sizeof(net));
 	greylist_sender(from ? from : "", snd, sizeof(snd));
-	lower(rc, sizeof(rc), rcpt ? rcpt : "");
-	lower(h, sizeof(h), gc->helo_in_key && helo ? helo : "");
+	util_lower(rc, sizeof(rc), rcpt ? rcpt : "");
+	util_lower(h, sizeof(h), gc->helo_in_key && helo ? helo : "");
 	/* build it whole, so the digest of a long key sees every byte */
 	snprintf(key, sizeof(key), "g|%s|%s|%s%s%s", net, snd, rc,
 	    gc->helo_in_key ? "|" : "", h);

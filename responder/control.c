@@ -992,12 +992,11 @@ control_rearm(void)
 	}
 }
 
+/* MHD's epoll fd is readable, or its timeout ran out: let it work. */
 static void
 on_mhd_io(struct ev_loop *loop, ev_io *w, int revents)
 {
-	(void)loop;
-	(void)w;
-	(void)revents;
+	(void)loop, (void)w, (void)revents;
 	MHD_run(mhd);
 	control_rearm();
 }
@@ -1005,9 +1004,7 @@ on_mhd_io(struct ev_loop *loop, ev_io *w, int revents)
 static void
 on_mhd_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	(void)loop;
-	(void)w;
-	(void)revents;
+	(void)loop, (void)w, (void)revents;
 	MHD_run(mhd);
 	control_rearm();
 }

@@ -245,6 +245,18 @@ util_escape(char *dst, size_t dstlen, const char *src, size_t srclen)
 	return o;
 }
 
+void
+util_lower(char *dst, size_t len, const char *src)
+{
+	size_t i;
+
+	if (len == 0)
+		return;
+	for (i = 0; i + 1 < len && src[i]; i++)
+		dst[i] = (char)tolower((unsigned char)src[i]);
+	dst[i] = '\0';
+}
+
 int
 util_glob(const char *pat, const char *s)
 {

@@ -58,6 +58,9 @@ int util_parse_prob(const char *s, double *out);
  */
 size_t util_escape(char *dst, size_t dstlen, const char *src, size_t srclen);
 
+/* Copy src lower-cased into dst (len bytes with the NUL, cut to fit). */
+void	 util_lower(char *dst, size_t len, const char *src);
+
 /* Case-insensitive glob (* and ?) match of a NUL-terminated string. */
 int util_glob(const char *pat, const char *s);
 
