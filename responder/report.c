@@ -83,6 +83,8 @@ struct sess {
 	char		 time[40];
 	int		 banner;	/* banner reply code, 0 = none yet */
 	char		*banner_text;
+	int		 starttls;	/* STARTTLS was sent */
+	char		 cert[32];	/* certificate the handshake showed */
 	int		 fail_code;	/* a 4xx/5xx outside any transaction */
 	char		*fail_text;
 	char		 fail_verb[16];
@@ -287,10 +289,18 @@ conn_finish(struct rep *r, struct sess *s, const char *reason)
 
 	if (s->had_mail)
 		return;
-	if (s->banner == 220 && s->fail_code == 0 &&
-	    (strcmp(reason, "quit") == 0 || strcmp(reason, "eof") == 0))
+	if (s->banner == 220 && s->fail_code == 0 && s->starttls) {
+		/* TLS came up (or not) and the client left without MAIL:
+		 * it did not like what it saw (a certificate, say) */
+		snprintf(why, sizeof(why), "client left after STARTTLS%s%s "
+		    "(close: %s)", s->cert[0] ? ", certificate " : "",
+		    s->cert, reason);
+		attempt_init(&a, s, s->t, s->time, "starttls", 0, why,
+		    "abandoned");
+	} else if (s->banner == 220 && s->fail_code == 0 &&
+	    (strcmp(reason, "quit") == 0 || strcmp(reason, "eof") == 0)) {
 		return;		/* greeted and left: not a failed delivery */
-	if (s->banner == 220 && s->fail_code != 0) {
+	} else if (s->banner == 220 && s->fail_code != 0) {
 		attempt_init(&a, s, s->t, s->time, s->fail_verb, s->fail_code,
 		    s->fail_text, result_of(s->fail_code));
 		for (i = 0; a.hook[i]; i++)
@@ -434,6 +444,8 @@ on_command(struct rep *r, struct sess *s, const char *verb, const char *arg,
 			    "client quit" : "client reset the transaction");
 	}
 	snprintf(s->verb, sizeof(s->verb), "%s", verb);
+	if (strcmp(verb, "STARTTLS") == 0)
+		s->starttls = 1;
 	if (strcmp(verb, "MAIL") == 0) {
 		tx_clear(x);
 		free(s->rule);
@@ -495,7 +507,9 @@ on_event(struct rep *r, json_t *o)
 	}
 	if ((s = sess_find(r, sid, 0)) == NULL)
 		return;
-	if (strcmp(ev, "xclient") == 0 && jstr(o, "addr"))
+	if (strcmp(ev, "tls") == 0 && jstr(o, "certificate"))
+		snprintf(s->cert, sizeof(s->cert), "%s", jstr(o, "certificate"));
+	else if (strcmp(ev, "xclient") == 0 && jstr(o, "addr"))
 		snprintf(s->client, sizeof(s->client), "%s", jstr(o, "addr"));
 	else if (strcmp(ev, "command") == 0)
 		on_command(r, s, jstr(o, "verb") ? jstr(o, "verb") : "?",
