@@ -289,7 +289,9 @@ conn_finish(struct rep *r, struct sess *s, const char *reason)
 
 	if (s->had_mail)
 		return;
-	if (s->banner == 220 && s->fail_code == 0 && s->starttls) {
+	if (s->banner == 220 && s->fail_code == 0 && s->starttls &&
+	    (strcmp(reason, "quit") == 0 || strcmp(reason, "eof") == 0 ||
+	    strcmp(reason, "write_error") == 0)) {
 		/* TLS came up (or not) and the client left without MAIL:
 		 * it did not like what it saw (a certificate, say) */
 		snprintf(why, sizeof(why), "client left after STARTTLS%s%s "
