@@ -39,7 +39,8 @@ CORE_SRC	:= responder/util.c responder/log.c responder/iobuf.c \
 		   faults/match.c faults/scenario.c faults/store.c faults/fault.c \
 		   faults/greylist.c \
 		   responder/dscan.c responder/cmd.c responder/conf.c \
-		   responder/events.c responder/capture.c responder/report.c
+		   responder/events.c responder/capture.c responder/report.c \
+		   responder/timeline.c
 SERVER_SRC	:= responder/server.c responder/session.c responder/smtp.c \
 		   responder/hook.c responder/starttls.c responder/main.c \
 		   responder/tlsio.c responder/control.c
