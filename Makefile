@@ -43,7 +43,7 @@ CORE_SRC	:= responder/util.c responder/log.c responder/iobuf.c \
 		   responder/timeline.c
 SERVER_SRC	:= responder/server.c responder/session.c responder/smtp.c \
 		   responder/hook.c responder/starttls.c responder/main.c \
-		   responder/tlsio.c responder/control.c
+		   responder/tlsio.c responder/control.c responder/ctldata.c
 UNIT_SRC	:= $(sort $(wildcard tests/unit/*.c))
 
 CORE_OBJ	:= $(CORE_SRC:%.c=$(B)/%.o)
