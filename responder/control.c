@@ -123,9 +123,9 @@ status_json(void)
 	    "rules", (int)srv.cf->scn->n,
 	    "listeners", l,
 	    "sessions", (json_int_t)srv.nsessions,
-	    "connections", (json_int_t)srv.n_conn,
-	    "messages", (json_int_t)srv.n_msgs,
-	    "bytes", (json_int_t)srv.n_bytes,
+	    "connections", (json_int_t)metrics.connections,
+	    "messages", (json_int_t)metrics.messages,
+	    "bytes", (json_int_t)metrics.bytes,
 	    "state", fault.st ? store_kind(fault.st) : "none");
 }
 

@@ -67,7 +67,6 @@ static void
 hook_event(struct session *s, const struct fault_decision *d, int code,
     const char *text)
 {
-	metrics.faults[d->act < 32 ? d->act : 0]++;
 	if (!evt_enabled())
 		return;
 	sess_event(s, "fault");

@@ -24,7 +24,6 @@ struct metrics {
 	uint64_t	 messages;		/* accepted (250 or kept) */
 	uint64_t	 bytes;
 	uint64_t	 messages_refused;
-	uint64_t	 faults[32];		/* by enum fault_act */
 	uint64_t	 greylist[METRICS_GL_RESULTS];
 	uint64_t	 tls_handshakes;
 	uint64_t	 tls_failures;

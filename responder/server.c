@@ -240,7 +240,6 @@ refuse(int fd, const struct sockaddr_storage *sa, const char *reason,
 	r = send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)r;
 	close(fd);
-	srv.n_refused++;
 	metrics.refused++;
 	evt_begin("refuse");
 	evt_str("client", host);
@@ -300,7 +299,6 @@ server_on_accept(struct ev_loop *loop, ev_io *w, int revents)
 			}
 			return;
 		}
-		srv.n_conn++;
 		metrics.connections++;
 		if (srv.stopping) {
 			refuse(fd, &sa, "shutdown", "421 4.3.2 Service "

@@ -56,8 +56,6 @@ struct server {
 	ev_timer	 resume;	/* retry accept after EMFILE */
 	ev_timer	 grace;		/* shutdown deadline */
 	ev_timer	 housekeep;	/* state expiry and sync */
-	/* counters (status, metrics) */
-	uint64_t	 n_conn, n_msgs, n_bytes, n_refused;
 };
 
 extern struct server srv;

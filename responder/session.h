@@ -29,7 +29,6 @@ struct listener;
 #define SF_MSG_BAD	0x0010	/* current message refused; keep reading */
 #define SF_READ_EOF	0x0020	/* peer closed its side */
 #define SF_SHUTDOWN	0x0040	/* server stopping: 421 after this reply */
-#define SF_REAPED	0x0080
 #define SF_DELAYED	0x0100	/* a fault holds the reply back */
 #define SF_HANG		0x0200	/* a fault never answers */
 #define SF_TARPIT	0x0400	/* replies leave a few bytes at a time */
@@ -70,10 +69,9 @@ struct session {
 	char			*from;
 	char			**rcpt;
 	int			 nrcpt;
-	int			 nrcpt_bad;
 	uint64_t		 decl_size;	/* MAIL SIZE= */
 	char			*envid;
-	int			 body8, utf8;
+	int			 utf8;
 	uint64_t		 bdat_left;	/* bytes of chunk still to read */
 	uint64_t		 bdat_chunk;	/* size of the current chunk */
 	int			 bdat_last;

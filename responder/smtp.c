@@ -66,7 +66,7 @@ smtp_tx_reset(struct session *s)
 	free(s->envid);
 	s->envid = NULL;
 	s->decl_size = 0;
-	s->body8 = s->utf8 = 0;
+	s->utf8 = 0;
 	s->bdat_left = 0;
 	s->bdat_last = 0;
 	s->msg_octets = 0;
@@ -396,10 +396,8 @@ smtp_msg_finish(struct session *s)
 	}
 	snprintf(qid, sizeof(qid), "%08X%04X", s->id, (unsigned)s->nmsgs + 1);
 	s->nmsgs++;
-	srv.n_msgs++;
 	metrics.messages++;
 	metrics.bytes += s->msg_octets;
-	srv.n_bytes += s->msg_octets;
 	smtp_msg_event(s, qid, path);
 	free(path);
 	if (s->flags & SF_DROP) {
@@ -509,7 +507,6 @@ cmd_mail(struct session *s, char *arg)
 		return;
 	}
 	s->decl_size = p.size;
-	s->body8 = p.body == CMD_BODY_8BITMIME;
 	s->utf8 = p.smtputf8;
 	sess_set_state(s, SS_MAIL);
 	sess_reply(s, 250, "2.1.0", "Sender <%.256s> OK", p.addr);
