@@ -27,239 +27,47 @@ ENV     SMTPFAULT_JOBS  tests run at once (default 4)
         SMTPFAULT_KEEP  keep the temp dirs of failed tests (path printed)
         SMTPFAULT_TIMES print each test's duration
 
-Python standard library only (curl optional).
+Python standard library only (curl optional).  The harness (Ctx,
+Server, Client, runner) is in sfharness.py beside this file; the control
+API parts of Ctx and Server are below.
 """
 
 import collections
-import fnmatch
 import json
 import math
 import os
 import random
 import re
 import shutil
-import signal
 import smtplib
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-SHIPPED = os.path.join(REPO, "conf", "scenarios")
-SLOW = float(os.environ.get("SMTPFAULT_SLOW", "1") or 1)
-JOBS = int(os.environ.get("SMTPFAULT_JOBS", "4") or 4)
-BIN = None                      # set in main()
-HOST = "mx.test"                # --hostname of every server
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import sfharness as H  # noqa: E402
+from sfharness import (  # noqa: E402
+    HOST, SLOW, Fail, T, body, check, poll, rcpt_reply, scenario_arg, short,
+    test)
+
 CURL = shutil.which("curl")
-SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
-                   "UndefinedBehaviorSanitizer", "Assertion", "PANIC")
 # urllib must never go through an http_proxy from the environment
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-class Fail(Exception):
-    pass
+# ------------------------------------------------------------------- client
 
-
-class Skip(Exception):
-    pass
-
-
-def T(sec):
-    """A timeout, scaled for slow machines."""
-    return sec * SLOW
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-def short(b, n=160):
-    if isinstance(b, (bytes, bytearray)):
-        r = repr(bytes(b))[2:-1]
-    else:
-        r = str(b)
-    return r if len(r) <= n else r[:n] + "...(%d chars)" % len(r)
-
-
-def poll(fn, timeout, interval=0.02):
-    """Call fn until it returns a true value or timeout passes."""
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() >= end:
-            return v
-        time.sleep(interval)
-
-
-# ---------------------------------------------------------------- registry
-
-TESTS = []          # (name, fn, timeout)
-
-
-def test(timeout=30):
-    def deco(fn):
-        TESTS.append((fn.__name__, fn, timeout))
-        return fn
-    return deco
-
-
-# ------------------------------------------------------------------ context
-
-def kill_proc(p):
-    if p.poll() is None:
-        try:
-            os.kill(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-LIVE = set()        # contexts of running tests, for an interrupted run
-LIVE_LOCK = threading.Lock()
-
-
-class Ctx:
-    """Everything one test started, so that it can all be cleaned up."""
-
-    def __init__(self, name):
-        self.name = name
-        self.tmp = tempfile.mkdtemp(prefix="sf-ctl-%s-" % name[:40])
-        self.servers = []
-        self.clients = []
-        self.procs = []
-        self.lock = threading.Lock()
-        self.aborted = False
-
-    def path(self, *p):
-        return os.path.join(self.tmp, *p)
-
-    def write(self, name, text):
-        p = self.path(name)
-        with open(p, "wb" if isinstance(text, bytes) else "w") as f:
-            f.write(text)
-        return p
-
-    def server(self, scenario=None, conf=None, args=(), wait=True, **kw):
-        with self.lock:
-            s = Server(self, scenario=scenario, conf=conf, args=args, **kw)
-            self.servers.append(s)
-        s.start()
-        if wait:
-            s.wait_ready()
-        return s
-
-    def track(self, c):
-        with self.lock:
-            if self.aborted:
-                c.close()
-                raise Fail("test aborted")
-            self.clients.append(c)
-        return c
-
-    def run(self, argv, timeout=60, env=None):
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE,
-                             stdin=subprocess.DEVNULL,
-                             start_new_session=True, cwd=self.tmp, env=env)
-        with self.lock:
-            self.procs.append(p)
-        try:
-            out, err = p.communicate(timeout=T(timeout))
-        except subprocess.TimeoutExpired:
-            kill_proc(p)
-            out, err = p.communicate()
-            raise Fail("%s timed out after %ss" % (
-                os.path.basename(argv[0]), timeout))
-        return subprocess.CompletedProcess(argv, p.returncode, out, err)
-
-    def curl(self, srv, path, *args, token=None, timeout=10, ok_rc=(0,)):
-        """curl against the control port: (HTTP status, body bytes), or
-        None when curl is not installed (the caller skips the check)."""
-        if not CURL:
-            return None
-        out = self.path("curl-%d.out" % random.randrange(1 << 30))
-        argv = [CURL, "-sS", "--noproxy", "*", "--max-time",
-                str(T(timeout)), "-o", out, "-w", "%{http_code}"]
-        tok = srv.token if token is None else token
-        if tok:
-            argv += ["-H", "Authorization: Bearer " + tok]
-        argv += list(args) + ["http://127.0.0.1:%d%s" % (srv.cport, path)]
-        r = self.run(argv, timeout=timeout + 10)
-        check(r.returncode in ok_rc, "curl %s exit %d: %s" % (
-            path, r.returncode, short(r.stderr, 300)))
-        try:
-            with open(out, "rb") as f:
-                body = f.read()
-        except FileNotFoundError:
-            body = b""
-        try:
-            code = int(r.stdout.decode().strip() or 0)
-        except ValueError:
-            raise Fail("curl -w gave %r" % r.stdout)
-        return code, body
-
-    def close_clients(self):
-        with self.lock:
-            cl, self.clients = self.clients, []
-        for c in cl:
-            c.close()
-
-    def abort(self):
-        with self.lock:
-            self.aborted = True
-        self.close_clients()
-        for p in list(self.procs):
-            kill_proc(p)
-        for s in list(self.servers):
-            s.kill()
-
-    def cleanup(self, ok):
-        why = None
-        for s in list(self.servers):
-            if ok and not self.aborted:
-                try:
-                    why = why or s.still_serving()
-                except Exception as e:
-                    why = why or "end-of-test probe: %r" % (e,)
-        self.close_clients()
-        for p in list(self.procs):
-            kill_proc(p)
-        for s in list(self.servers):
-            try:
-                r = s.finish(check=ok and not self.aborted)
-            except Exception as e:      # never leak a process
-                r = "cleanup error: %r" % (e,)
-            s.kill()
-            why = why or r
-        if os.environ.get("SMTPFAULT_KEEP") and (why or not ok):
-            return why, self.tmp
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        return why, None
+class Client(H.Client):
+    CHECK_MIXED_CODES = False
+    EARLY_RESET_OK = False
 
 
 # ------------------------------------------------------------------- server
-
-def scenario_arg(name):
-    """-s argument for a shipped scenario: its name when the binary finds
-    it by itself (build/../conf/scenarios), else the full path."""
-    near = os.path.join(os.path.dirname(BIN), "..", "conf", "scenarios",
-                        name + ".ini")
-    return name if os.path.exists(near) else os.path.join(SHIPPED,
-                                                          name + ".ini")
-
 
 def shipped_name(name):
     """What PUT {"name": ...} should get for a shipped scenario: the same
@@ -290,102 +98,43 @@ class Resp:
                 self.what, e, short(self.body, 300)))
 
 
-class Server:
+class Server(H.Server):
     """One smtpfault process with its control API."""
+
+    CLIENT = Client
 
     def __init__(self, ctx, scenario=None, conf=None, args=(), token=None,
                  events=True, capture=True, seed=None):
-        self.ctx = ctx
-        self.dir = ctx.path("srv%d" % len(ctx.servers))
-        os.makedirs(self.dir)
+        self.token = token
+        self.seed = seed
+        self.cport = None
+        super().__init__(ctx, scenario=scenario, conf=conf, args=args,
+                         events=None if events else False, capture=capture)
         self.tmpdir = os.path.join(self.dir, "tmp")
         os.makedirs(self.tmpdir)
-        self.port_file = os.path.join(self.dir, "ports")
-        self.events_file = os.path.join(self.dir, "events.jsonl") \
-            if events else None
-        self.maildir = os.path.join(self.dir, "maildir") if capture \
-            else None
-        self.token = token
-        self.conf_file = None
-        self.argv = [BIN]
-        if conf is not None:
-            self.conf_file = os.path.join(self.dir, "smtpfault.ini")
-            with open(self.conf_file, "w") as f:
-                f.write(conf)
-            self.argv += ["-c", self.conf_file]
-        if scenario is not None:
-            self.argv += ["-s", scenario]
-        if seed is not None:
-            self.argv += ["--seed", str(seed)]
-        self.argv += ["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
-                      "--port-file", self.port_file,
-                      "--events", self.events_file or "",
-                      "--hostname", HOST]
-        if capture:
-            self.argv += ["--capture", self.maildir]
-        self.argv += list(args)
-        self.proc = None
-        self.port = self.cport = None
-        self.expect_exit = False
-        self._ev_off = 0
-        self._events = []
-        self._elock = threading.Lock()
 
-    def start(self):
+    def listen_args(self):
+        a = [] if self.seed is None else ["--seed", str(self.seed)]
+        a += ["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0",
+              "--port-file", self.port_file,
+              "--events", self.events_file or "",
+              "--hostname", HOST]
+        if self.maildir:
+            a += ["--capture", self.maildir]
+        return a
+
+    def env(self):
         env = dict(os.environ)
         env["TMPDIR"] = self.tmpdir     # where PUT scenario texts go
-        self.out = open(os.path.join(self.dir, "stdout"), "wb")
-        self.err = open(os.path.join(self.dir, "stderr"), "wb")
-        self.proc = subprocess.Popen(self.argv, stdout=self.out,
-                                     stderr=self.err,
-                                     stdin=subprocess.DEVNULL,
-                                     start_new_session=True, cwd=self.dir,
-                                     env=env)
+        return env
 
-    def stderr(self):
-        try:
-            with open(os.path.join(self.dir, "stderr"), "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def wait_ready(self, timeout=10):
-        def ready():
-            if self.proc.poll() is not None:
-                return "exit"
-            try:
-                with open(self.port_file) as f:
-                    t = f.read()
-            except OSError:
-                return None
-            return t if t.endswith("\n") else None
-        t = poll(ready, T(timeout))
-        if t == "exit":
-            raise Fail("server exited with %s before serving; stderr: %s" %
-                       (self.proc.returncode, short(self.stderr(), 400)))
-        check(t, "no port file after %ss; stderr: %s" % (
-            timeout, short(self.stderr(), 400)))
+    def parse_ports(self, t):
         m = re.match(r"smtp 127\.0\.0\.1:(\d+)\ncontrol 127\.0\.0\.1:(\d+)\n"
                      r"\Z", t)
         check(m, "bad port file %r" % t)
         self.port, self.cport = int(m.group(1)), int(m.group(2))
         check(0 < self.port < 65536 and 0 < self.cport < 65536 and
               self.port != self.cport, "bad ports in %r" % t)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def signal(self, sig):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-
-    def kill(self):
-        if self.proc is not None:
-            kill_proc(self.proc)
-        for f in ("out", "err"):
-            fp = getattr(self, f, None)
-            if fp:
-                fp.close()
 
     def still_serving(self):
         """End-of-test probe: SMTP and the API both answer."""
@@ -406,50 +155,12 @@ class Server:
             return "GET /v1/status at the end: %d" % r.status
         return None
 
-    def finish(self, check=True):
-        """End-of-test health checks and a graceful stop."""
-        why = None
-        if self.proc is None:
-            return None
-        if check and not self.expect_exit and self.proc.poll() is not None:
-            why = "server died during the test (exit %s); stderr: %s" % (
-                self.proc.returncode, short(self.stderr(), 400))
-        if check and self.maildir and os.path.isdir(self.maildir):
-            if not poll(lambda: not self.tmp_files(), T(3)):
-                why = why or "files left in Maildir tmp/: %s" % \
-                    self.tmp_files()[:5]
-        if self.proc.poll() is None:
-            self.signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout=T(10))
-                if rc != 0 and check:
-                    why = why or "server exit status %s after SIGTERM" % rc
-            except subprocess.TimeoutExpired:
-                why = why or "server did not exit within 10s of SIGTERM"
-        if check:
-            err = self.stderr()
-            for mark in SANITIZER_MARKS:
-                if mark in err:
-                    i = err.index(mark)
-                    why = why or "server stderr has %r: %s" % (
-                        mark, short(err[max(0, i - 100):], 400))
-                    break
-            left = [f for f in os.listdir(self.tmpdir)
-                    if f.startswith("smtpfault-api-")]
-            if left:
-                why = why or "PUT scenario files left in TMPDIR: %s" % left
-        return why
-
-    def stop(self, timeout=10):
-        """SIGTERM and wait; fails unless it exits 0."""
-        self.expect_exit = True
-        self.signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=T(timeout))
-        except subprocess.TimeoutExpired:
-            raise Fail("server did not exit within %ss of SIGTERM" % timeout)
-        check(rc == 0, "server exit status %s after SIGTERM; stderr %s" % (
-            rc, short(self.stderr(), 300)))
+    def end_checks(self):
+        left = [f for f in os.listdir(self.tmpdir)
+                if f.startswith("smtpfault-api-")]
+        if left:
+            return "PUT scenario files left in TMPDIR: %s" % left
+        return None
 
     # -- HTTP
     def url(self, path):
@@ -516,59 +227,13 @@ class Server:
             since = o["last"]
 
     # -- clients
-    def connect(self, banner=True, timeout=10):
-        c = Client("127.0.0.1", self.port, timeout=timeout)
-        self.ctx.track(c)
-        if banner:
-            c.expect_reply(b"220 ")
-        return c
-
     def smtp(self, timeout=10, helo="client.test"):
         s = smtplib.SMTP(local_hostname=helo, timeout=T(timeout))
-        self.ctx.track(Closer(s))
+        self.ctx.track(H.Closer(s))
         s.connect("127.0.0.1", self.port)
         return s
 
-    # -- maildir
-    def new_files(self, sub="new"):
-        d = os.path.join(self.maildir, sub)
-        try:
-            return sorted(os.path.join(d, f) for f in os.listdir(d)
-                          if not f.startswith("."))
-        except FileNotFoundError:
-            return []
-
-    def tmp_files(self):
-        return [os.path.basename(f) for f in self.new_files("tmp")]
-
-    def wait_new(self, n, timeout=5):
-        got = poll(lambda: len(self.new_files()) >= n, T(timeout))
-        files = self.new_files()
-        check(got and len(files) == n, "Maildir new/ has %d files, expected"
-              " %d" % (len(files), n))
-        return files
-
     # -- events
-    def events(self):
-        with self._elock:
-            try:
-                with open(self.events_file, "rb") as f:
-                    f.seek(self._ev_off)
-                    data = f.read()
-            except FileNotFoundError:
-                return list(self._events)
-            end = data.rfind(b"\n")
-            if end >= 0:
-                for raw in data[:end].split(b"\n"):
-                    try:
-                        ev = json.loads(raw.decode("utf-8"))
-                    except (ValueError, UnicodeDecodeError) as e:
-                        raise Fail("event line not JSON (%s): %s" % (
-                            e, short(raw, 200)))
-                    self._events.append(ev)
-                self._ev_off += end + 1
-            return list(self._events)
-
     def event_lines(self):
         """The events file as {seq: raw line}."""
         out = {}
@@ -577,17 +242,6 @@ class Server:
                 if raw:
                     out[json.loads(raw.decode())["seq"]] = raw.decode()
         return out
-
-    def find(self, **match):
-        return [e for e in self.events()
-                if all(e.get(k) == v for k, v in match.items())]
-
-    def wait_event(self, timeout=5, count=1, **match):
-        r = poll(lambda: len(self.find(**match)) >= count, T(timeout))
-        check(r, "no%s event %s within %ss (have %d)" % (
-            "" if count == 1 else " %d" % count, match, timeout,
-            len(self.find(**match))))
-        return self.find(**match)
 
     def synced(self, timeout=5):
         """Wait until the events file holds everything the ring has;
@@ -609,134 +263,34 @@ class Server:
             since = o["last"]
 
 
-class Closer:
-    """Lets the context close an smtplib client."""
+class Ctx(H.Ctx):
+    SERVER = Server
 
-    def __init__(self, s):
-        self.s = s
-
-    def close(self):
-        try:
-            self.s.close()
-        except Exception:
-            pass
-
-
-# ------------------------------------------------------------------- client
-
-class Client:
-    """A raw SMTP client socket with a line reader."""
-
-    def __init__(self, host, port, timeout=10):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.timeout = T(timeout)
-        self.sock.settimeout(self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.eof = False
-        try:
-            self.sock.connect((host, port))
-        except OSError as e:
-            self.sock.close()
-            raise Fail("connect to %s:%d: %s" % (host, port, e))
-        self._lines = collections.deque()
-        self._part = b""
-        self.closed = False
-        self.transcript = []
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        try:
-            self.sock.sendall(data)
-        except OSError as e:
-            raise Fail("send %s: %s" % (short(data, 60), e))
-
-    def cmd(self, line):
-        self.send((line if isinstance(line, bytes) else line.encode()) +
-                  b"\r\n")
-
-    def _fill(self, timeout):
-        self.sock.settimeout(max(timeout, 0.001))
-        try:
-            d = self.sock.recv(65536)
-        except socket.timeout:
+    def curl(self, srv, path, *args, token=None, timeout=10, ok_rc=(0,)):
+        """curl against the control port: (HTTP status, body bytes), or
+        None when curl is not installed (the caller skips the check)."""
+        if not CURL:
             return None
-        except ConnectionResetError:
-            d = b""
-        if not d:
-            self.eof = True
-        else:
-            self._part += d
-            if b"\n" in d:
-                parts = self._part.split(b"\n")
-                self._part = parts.pop()
-                self._lines.extend(x + b"\n" for x in parts)
-        return d
-
-    def line(self):
-        end = time.monotonic() + self.timeout
-        while not self._lines:
-            if self.eof:
-                raise Fail("connection closed by the server while waiting "
-                           "for a line; transcript %s" % self.tail())
-            left = end - time.monotonic()
-            if left <= 0:
-                raise Fail("timeout waiting for a reply line; transcript %s"
-                           % self.tail())
-            self._fill(left)
-        raw = self._lines.popleft()
-        check(raw.endswith(b"\r\n"), "reply line not ended by CRLF: %s" %
-              short(raw))
-        ln = raw[:-2]
-        self.transcript.append(b"S: " + ln)
-        del self.transcript[:-20]
-        return ln
-
-    def tail(self):
-        return " | ".join(short(x, 80) for x in self.transcript[-6:])
-
-    def reply(self):
-        """A whole (multi-line) reply: (code, [lines])."""
-        lines = []
-        while True:
-            ln = self.line()
-            lines.append(ln)
-            check(re.match(rb"^\d\d\d([ -]|$)", ln),
-                  "malformed reply line %s" % short(ln))
-            if len(ln) == 3 or ln[3:4] == b" ":
-                return int(ln[:3]), lines
-
-    def expect_reply(self, prefix):
-        """One whole reply whose last line starts with prefix."""
-        if isinstance(prefix, str):
-            prefix = prefix.encode()
-        code, lines = self.reply()
-        if not lines[-1].startswith(prefix):
-            raise Fail("expected %s..., got %s (transcript %s)" % (
-                short(prefix), short(b" / ".join(lines), 300), self.tail()))
-        return lines[-1].decode("utf-8", "replace")
-
-    def ehlo(self, name="client.test"):
-        self.cmd("EHLO " + name)
-        code, lines = self.reply()
-        check(code == 250, "EHLO got %s" % lines)
-        return lines
-
-    def close(self):
-        if not self.closed:
-            self.closed = True
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-
-
-def body(tag, subject=None, extra=b""):
-    subject = subject if subject is not None else "test " + tag
-    return (b"From: a@example.com\r\nTo: b@example.com\r\nSubject: " +
-            subject.encode() + b"\r\nMessage-ID: <" + tag.encode() +
-            b"@client.test>\r\n\r\nbody of " + tag.encode() + b"\r\n" +
-            extra)
+        out = self.path("curl-%d.out" % random.randrange(1 << 30))
+        argv = [CURL, "-sS", "--noproxy", "*", "--max-time",
+                str(T(timeout)), "-o", out, "-w", "%{http_code}"]
+        tok = srv.token if token is None else token
+        if tok:
+            argv += ["-H", "Authorization: Bearer " + tok]
+        argv += list(args) + ["http://127.0.0.1:%d%s" % (srv.cport, path)]
+        r = self.run(argv, timeout=timeout + 10)
+        check(r.returncode in ok_rc, "curl %s exit %d: %s" % (
+            path, r.returncode, short(r.stderr, 300)))
+        try:
+            with open(out, "rb") as f:
+                body = f.read()
+        except FileNotFoundError:
+            body = b""
+        try:
+            code = int(r.stdout.decode().strip() or 0)
+        except ValueError:
+            raise Fail("curl -w gave %r" % r.stdout)
+        return code, body
 
 
 def deliver(srv, tag, frm="a@example.com", rcpts=("b@example.com",),
@@ -957,7 +511,7 @@ def series(samples, name, label):
 @test()
 def status_fields(ctx):
     srv = ctx.server(scenario_arg("accept-all"), seed=4242)
-    ver = ctx.run([BIN, "--version"]).stdout.decode().split()[-1]
+    ver = ctx.run([H.BIN, "--version"]).stdout.decode().split()[-1]
     st = srv.status()
     want = {"version", "uptime", "seed", "scenario", "rules", "listeners",
             "sessions", "connections", "messages", "bytes", "state"}
@@ -1134,7 +688,7 @@ def bad_scenario_rejected(ctx):
     check([int(x.group(2)) for x in m] == [5, 8], "lines %s" % errs)
     # the same text through --check-config gives the same messages
     path = ctx.write("bad.ini", BAD_INI)
-    r = ctx.run([BIN, "--check-config", "-s", path])
+    r = ctx.run([H.BIN, "--check-config", "-s", path])
     check(r.returncode == 2, "--check-config exit %d" % r.returncode)
     cli = [ln[len("smtpfault: "):] for ln in
            r.stderr.decode().splitlines() if ln.startswith("smtpfault: " +
@@ -1603,7 +1157,7 @@ def messages_to_ignores_body(ctx):
 
 
 def report_json(ctx, srv, *opts, path=None):
-    r = ctx.run([BIN, "report", "--json"] + list(opts) +
+    r = ctx.run([H.BIN, "report", "--json"] + list(opts) +
                 [path or srv.events_file])
     check(r.returncode == 0, "report exit %d: %s" % (r.returncode,
                                                      short(r.stderr, 300)))
@@ -1700,7 +1254,7 @@ def timeline_mail_without_rcpt(ctx):
 @test()
 def timeline_unknown_profile(ctx):
     srv = ctx.server(scenario_arg("accept-all"))
-    r = ctx.run([BIN, "report", "--json", "--profile", "no-such-profile",
+    r = ctx.run([H.BIN, "report", "--json", "--profile", "no-such-profile",
                  srv.events_file])
     check(r.returncode == 2, "report --profile no-such-profile: exit %d" %
           r.returncode)
@@ -1912,7 +1466,7 @@ def token_enforced(ctx):
         r = ctx.curl(srv, "/v1/status")
         check(r[0] == 200, "curl with token: %d %s" % r)
     # the token allows a non-loopback control address
-    r = ctx.run([BIN, "--check-config", "-c", srv.conf_file, "--control",
+    r = ctx.run([H.BIN, "--check-config", "-c", srv.conf_file, "--control",
                  "0.0.0.0:0"])
     check(r.returncode == 0, "--check-config with a token: %d %s" % (
         r.returncode, short(r.stderr, 300)))
@@ -2088,39 +1642,25 @@ def garbage_http(ctx):
 @test()
 def check_config_non_loopback(ctx):
     for addr in ("0.0.0.0:0", "[::]:0", "192.0.2.1:8080"):
-        r = ctx.run([BIN, "--check-config", "--control", addr])
+        r = ctx.run([H.BIN, "--check-config", "--control", addr])
         err = r.stderr.decode("utf-8", "replace")
         check(r.returncode == 2 and "[control] listen = %s: not a loopback "
               "address" % addr in err, "--control %s: exit %d %s" % (
                   addr, r.returncode, short(err, 300)))
     for addr in ("127.0.0.1:0", "[::1]:0", "127.0.0.2:0"):
-        r = ctx.run([BIN, "--check-config", "--control", addr])
+        r = ctx.run([H.BIN, "--check-config", "--control", addr])
         check(r.returncode == 0, "--control %s: exit %d %s" % (
             addr, r.returncode, short(r.stderr, 300)))
     conf = ctx.write("c.ini", "[control]\nlisten = 0.0.0.0:0\n")
-    r = ctx.run([BIN, "--check-config", "-c", conf])
+    r = ctx.run([H.BIN, "--check-config", "-c", conf])
     check(r.returncode == 2, "[control] listen in a file: exit %d" %
           r.returncode)
     # the server refuses to start with it, too (nothing is bound)
     pf = ctx.path("ports")
-    r = ctx.run([BIN, "--listen", "127.0.0.1:0", "--control", "0.0.0.0:0",
+    r = ctx.run([H.BIN, "--listen", "127.0.0.1:0", "--control", "0.0.0.0:0",
                  "--port-file", pf, "--events", ""], timeout=10)
     check(r.returncode == 2 and not os.path.exists(pf),
           "start with a non-loopback control: exit %d" % r.returncode)
-
-
-def rcpt_reply(srv, rcpt, frm="a@example.com"):
-    """One smtplib session up to RCPT; returns (code, text)."""
-    s = srv.smtp()
-    s.ehlo()
-    code, _ = s.mail(frm)
-    check(code == 250, "MAIL got %s" % code)
-    code, text = s.rcpt(rcpt)
-    try:
-        s.quit()
-    except smtplib.SMTPException:
-        pass
-    return code, text.decode("utf-8", "replace")
 
 
 SIDE_INI = """[rule side]
@@ -2205,144 +1745,15 @@ def sigterm_with_api_clients(ctx):
 
 # ================================================================== runner
 
-def run_one(name, fn, timeout):
-    ctx = Ctx(name)
-    with LIVE_LOCK:
-        LIVE.add(ctx)
-    try:
-        return run_ctx(ctx, fn, timeout)
-    finally:
-        with LIVE_LOCK:
-            LIVE.discard(ctx)
+HEAVY = {"garbage_http", "smtp_served_throughout",
+         "greylist_list_and_delete", "sse_stream"}
 
 
-def run_ctx(ctx, fn, timeout):
-    result = {}
-
-    def body_():
-        try:
-            fn(ctx)
-            result["ok"] = True
-        except Skip as e:
-            result["skip"] = str(e)
-        except Fail as e:
-            result["fail"] = str(e)
-        except Exception as e:
-            tb = traceback.extract_tb(e.__traceback__)
-            where = "%s:%d" % (os.path.basename(tb[-1].filename),
-                               tb[-1].lineno) if tb else "?"
-            result["fail"] = "%s: %r (at %s)" % (type(e).__name__, e, where)
-
-    t = threading.Thread(target=body_, daemon=True)
-    t0 = time.monotonic()
-    t.start()
-    t.join(T(timeout))
-    if t.is_alive():
-        ctx.abort()
-        t.join(10)
-        result = {"fail": "timed out after %ss" % timeout}
-    why, kept = ctx.cleanup(ok="ok" in result)
-    if why and "ok" in result:
-        result = {"fail": why}
-    if kept:
-        result["kept"] = kept
-    result["secs"] = time.monotonic() - t0
-    return result
-
-
-def report(name, r):
-    extra = " [%.1fs]" % r["secs"] if os.environ.get("SMTPFAULT_TIMES") \
-        else ""
-    if "fail" in r:
-        msg = r["fail"].replace("\n", " ")
-        if r.get("kept"):
-            msg += " (kept %s)" % r["kept"]
-        print("FAIL %s: %s%s" % (name, msg, extra))
-    elif "skip" in r:
-        print("ok %s # skip %s%s" % (name, r["skip"], extra))
-    else:
-        print("ok %s%s" % (name, extra))
-    sys.stdout.flush()
-    return "fail" not in r
-
-
-def main(argv):
-    global BIN
-    if len(argv) < 2 or argv[1] in ("-h", "--help"):
-        sys.stderr.write("usage: %s SMTPFAULT-BINARY [NAME-FILTER]\n" %
-                         argv[0])
-        return 2
-    BIN = os.path.abspath(argv[1])
-    if not os.access(BIN, os.X_OK):
-        sys.stderr.write("control_test: %s is not an executable\n" % BIN)
-        return 2
+def curl_note():
     if not CURL:
         print("# note: curl not found; the curl checks are skipped")
-    tests = list(TESTS)
-    if len(argv) > 2:
-        pat = argv[2]
-        if any(ch in pat for ch in "*?["):
-            tests = [t for t in tests if fnmatch.fnmatchcase(t[0], pat)]
-        else:
-            tests = [t for t in tests if pat in t[0]]
-    heavy = {"garbage_http", "smtp_served_throughout",
-             "greylist_list_and_delete", "sse_stream"}
-    order = sorted(range(len(tests)), key=lambda i: tests[i][0] not in heavy)
-    results = [None] * len(tests)
-    cond = threading.Condition()
-    sem = threading.Semaphore(max(1, JOBS))
-    t0 = time.monotonic()
-
-    def worker(i):
-        try:
-            results[i] = run_one(*tests[i])
-        except Exception as e:
-            results[i] = {"fail": "runner error %r" % (e,), "secs": 0}
-        finally:
-            sem.release()
-            with cond:
-                cond.notify_all()
-
-    try:
-        return run_all(tests, order, results, cond, sem, worker, t0)
-    except KeyboardInterrupt:
-        with LIVE_LOCK:
-            live = list(LIVE)
-        for ctx in live:
-            ctx.abort()
-            ctx.cleanup(False)
-        sys.stderr.write("control_test: interrupted\n")
-        return 130
-
-
-def run_all(tests, order, results, cond, sem, worker, t0):
-    passed = failed = 0
-    nxt = 0
-    for i in order:
-        sem.acquire()
-        threading.Thread(target=worker, args=(i,), daemon=True).start()
-        with cond:
-            while nxt < len(tests) and results[nxt] is not None:
-                if report(tests[nxt][0], results[nxt]):
-                    passed += 1
-                else:
-                    failed += 1
-                nxt += 1
-    with cond:
-        while nxt < len(tests):
-            while results[nxt] is None:
-                cond.wait(1)
-            if report(tests[nxt][0], results[nxt]):
-                passed += 1
-            else:
-                failed += 1
-            nxt += 1
-    if os.environ.get("SMTPFAULT_TIMES"):
-        sys.stderr.write("control_test: %.1fs\n" % (time.monotonic() - t0))
-    print("control: %d passed, %d failed" % (passed, failed))
-    sys.stdout.flush()
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(H.main(sys.argv, "control", "control_test", "sf-ctl",
+                    heavy=HEAVY, ctx_class=Ctx, on_start=curl_note))

@@ -29,538 +29,51 @@ ENV     SMTPFAULT_JOBS  tests run at once (default 4)
         SMTPFAULT_KEEP  keep the temp dirs of failed tests (path printed)
         SMTPFAULT_TIMES print each test's duration
 
-Python standard library only.
+Python standard library only.  The harness (Ctx, Server, Client, runner)
+is in sfharness.py beside this file.
 """
 
 import calendar
-import collections
-import fnmatch
 import json
 import os
 import re
-import shutil
 import signal
 import smtplib
 import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
-import traceback
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import sfharness as H  # noqa: E402
+from sfharness import (  # noqa: E402
+    HERE, HOST, SANITIZER_MARKS, Fail, T, body, check, scenario_arg, short)
+
 FIXTURES = os.path.join(HERE, "report")
-SHIPPED = os.path.join(REPO, "conf", "scenarios")
-SLOW = float(os.environ.get("SMTPFAULT_SLOW", "1") or 1)
-JOBS = int(os.environ.get("SMTPFAULT_JOBS", "4") or 4)
-BIN = None                      # set in main()
-HOST = "mx.test"                # --hostname of every server
-SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
-                   "UndefinedBehaviorSanitizer", "Assertion", "PANIC")
-
-
-class Fail(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-def T(sec):
-    """A timeout, scaled for slow machines."""
-    return sec * SLOW
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-def short(b, n=160):
-    if isinstance(b, (bytes, bytearray)):
-        r = repr(bytes(b))[2:-1]
-    else:
-        r = str(b)
-    return r if len(r) <= n else r[:n] + "...(%d chars)" % len(r)
-
-
-def poll(fn, timeout, interval=0.02):
-    """Call fn until it returns a true value or timeout passes."""
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() >= end:
-            return v
-        time.sleep(interval)
-
-
-# ---------------------------------------------------------------- registry
-
-TESTS = []          # (name, fn, timeout)
 
 
 def test(timeout=20):
-    def deco(fn):
-        TESTS.append((fn.__name__, fn, timeout))
-        return fn
-    return deco
-
-
-# ------------------------------------------------------------------ context
-
-def kill_proc(p):
-    if p.poll() is None:
-        try:
-            os.kill(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-LIVE = set()        # contexts of running tests, for an interrupted run
-LIVE_LOCK = threading.Lock()
-
-
-class Ctx:
-    """Everything one test started, so that it can all be cleaned up."""
-
-    def __init__(self, name):
-        self.name = name
-        self.tmp = tempfile.mkdtemp(prefix="sf-rep-%s-" % name[:40])
-        self.servers = []
-        self.clients = []
-        self.procs = []
-        self.lock = threading.Lock()
-        self.aborted = False
-
-    def path(self, *p):
-        return os.path.join(self.tmp, *p)
-
-    def write(self, name, text):
-        p = self.path(name)
-        with open(p, "w") as f:
-            f.write(text)
-        return p
-
-    def server(self, scenario=None, conf=None, args=(), wait=True,
-               events=None):
-        with self.lock:
-            s = Server(self, scenario=scenario, conf=conf, args=args,
-                       events=events)
-            self.servers.append(s)
-        s.start()
-        if wait:
-            s.wait_ready()
-        return s
-
-    def track(self, c):
-        with self.lock:
-            if self.aborted:
-                c.close()
-                raise Fail("test aborted")
-            self.clients.append(c)
-        return c
-
-    def run(self, argv, timeout=60, stdin=None):
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE,
-                             stdin=subprocess.PIPE if stdin is not None
-                             else subprocess.DEVNULL,
-                             start_new_session=True, cwd=self.tmp)
-        with self.lock:
-            self.procs.append(p)
-        try:
-            out, err = p.communicate(input=stdin, timeout=T(timeout))
-        except subprocess.TimeoutExpired:
-            kill_proc(p)
-            out, err = p.communicate()
-            raise Fail("%s timed out after %ss" % (
-                os.path.basename(argv[0]), timeout))
-        with self.lock:
-            self.procs.remove(p)
-        return subprocess.CompletedProcess(argv, p.returncode, out, err)
-
-    def close_clients(self):
-        with self.lock:
-            cl, self.clients = self.clients, []
-        for c in cl:
-            c.close()
-
-    def abort(self):
-        with self.lock:
-            self.aborted = True
-        self.close_clients()
-        for p in list(self.procs):
-            kill_proc(p)
-        for s in list(self.servers):
-            s.kill()
-
-    def cleanup(self, ok):
-        why = None
-        self.close_clients()
-        for p in list(self.procs):
-            kill_proc(p)
-        for s in list(self.servers):
-            try:
-                r = s.finish(check=ok and not self.aborted)
-            except Exception as e:      # never leak a process
-                r = "cleanup error: %r" % (e,)
-            s.kill()
-            why = why or r
-        if os.environ.get("SMTPFAULT_KEEP") and (why or not ok):
-            return why, self.tmp
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        return why, None
-
-
-# ------------------------------------------------------------------- server
-
-def scenario_arg(name):
-    """-s argument for a shipped scenario: its name when the binary finds
-    it by itself (build/../conf/scenarios), else the full path."""
-    near = os.path.join(os.path.dirname(BIN), "..", "conf", "scenarios",
-                        name + ".ini")
-    return name if os.path.exists(near) else os.path.join(SHIPPED,
-                                                          name + ".ini")
+    return H.test(timeout)
 
 
 def fixture(name):
-    p = os.path.join(FIXTURES, name)
-    if not os.path.exists(p):
-        raise Fail("fixture %s missing" % p)
-    return p
+    return H.fixture(name, FIXTURES)
 
 
-class Server:
-    """One smtpfault process."""
-
-    def __init__(self, ctx, scenario=None, conf=None, args=(), events=None):
-        self.ctx = ctx
-        self.dir = ctx.path("srv%d" % len(ctx.servers))
-        os.makedirs(self.dir)
-        self.port_file = os.path.join(self.dir, "ports")
-        self.events_file = events or os.path.join(self.dir, "events.jsonl")
-        self.maildir = os.path.join(self.dir, "maildir")
-        self.conf_file = None
-        self.argv = [BIN]
-        if conf is not None:
-            self.conf_file = os.path.join(self.dir, "smtpfault.ini")
-            with open(self.conf_file, "w") as f:
-                f.write(conf)
-            self.argv += ["-c", self.conf_file]
-        if scenario is not None:
-            self.argv += ["-s", scenario]
-        self.argv += ["--listen", "127.0.0.1:0", "--port-file",
-                      self.port_file, "--events", self.events_file,
-                      "--capture", self.maildir, "--hostname", HOST]
-        self.argv += list(args)
-        self.proc = None
-        self.port = None
-        self.expect_exit = False
-        self._ev_off = 0
-        self._events = []
-        self._elock = threading.Lock()
-
-    def start(self):
-        self.out = open(os.path.join(self.dir, "stdout"), "wb")
-        self.err = open(os.path.join(self.dir, "stderr"), "wb")
-        self.proc = subprocess.Popen(self.argv, stdout=self.out,
-                                     stderr=self.err,
-                                     stdin=subprocess.DEVNULL,
-                                     start_new_session=True, cwd=self.dir)
-
-    def stderr(self):
-        try:
-            with open(os.path.join(self.dir, "stderr"), "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def wait_ready(self, timeout=10):
-        def ready():
-            if self.proc.poll() is not None:
-                return "exit"
-            try:
-                with open(self.port_file) as f:
-                    t = f.read()
-            except OSError:
-                return None
-            return t if t.endswith("\n") else None
-        t = poll(ready, T(timeout))
-        if t == "exit":
-            raise Fail("server exited with %s before serving; stderr: %s" %
-                       (self.proc.returncode, short(self.stderr(), 400)))
-        check(t, "no port file after %ss; stderr: %s" % (
-            timeout, short(self.stderr(), 400)))
-        m = re.match(r"smtp 127\.0\.0\.1:(\d+)\n", t)
-        check(m, "bad port file %r" % t)
-        self.port = int(m.group(1))
-        check(0 < self.port < 65536, "bad port in %r" % t)
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def signal(self, sig):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-
-    def stop(self, timeout=10):
-        """SIGTERM and wait; fails unless it exits 0."""
-        self.expect_exit = True
-        self.signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=T(timeout))
-        except subprocess.TimeoutExpired:
-            raise Fail("server did not exit within %ss of SIGTERM" % timeout)
-        check(rc == 0, "server exit status %s after SIGTERM; stderr %s" % (
-            rc, short(self.stderr(), 300)))
-
-    def kill(self):
-        if self.proc is not None:
-            kill_proc(self.proc)
-        for f in ("out", "err"):
-            fp = getattr(self, f, None)
-            if fp:
-                fp.close()
-
-    def finish(self, check=True):
-        """End-of-test health checks and a graceful stop."""
-        why = None
-        if self.proc is None:
-            return None
-        if check and not self.expect_exit and self.proc.poll() is not None:
-            why = "server died during the test (exit %s); stderr: %s" % (
-                self.proc.returncode, short(self.stderr(), 400))
-        if self.proc.poll() is None:
-            self.signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout=T(10))
-                if rc != 0 and check:
-                    why = why or "server exit status %s after SIGTERM" % rc
-            except subprocess.TimeoutExpired:
-                why = why or "server did not exit within 10s of SIGTERM"
-        if check:
-            err = self.stderr()
-            for mark in SANITIZER_MARKS:
-                if mark in err:
-                    i = err.index(mark)
-                    why = why or "server stderr has %r: %s" % (
-                        mark, short(err[max(0, i - 100):], 400))
-                    break
-        return why
-
-    # -- clients
-    def connect(self, banner=True, timeout=10):
-        c = Client("127.0.0.1", self.port, timeout=timeout)
-        self.ctx.track(c)
-        if banner:
-            c.expect_reply(b"220 ")
-        return c
-
-    def smtp(self, timeout=10, helo="client.test"):
-        """An smtplib client (not connected yet)."""
-        s = smtplib.SMTP(local_hostname=helo, timeout=T(timeout))
-        self.ctx.track(Closer(s))
-        return s
-
-    # -- maildir
-    def new_files(self):
-        d = os.path.join(self.maildir, "new")
-        try:
-            return sorted(os.path.join(d, f) for f in os.listdir(d)
-                          if not f.startswith("."))
-        except FileNotFoundError:
-            return []
-
-    def wait_new(self, n, timeout=5):
-        got = poll(lambda: len(self.new_files()) >= n, T(timeout))
-        files = self.new_files()
-        check(got and len(files) == n, "Maildir new/ has %d files, expected"
-              " %d" % (len(files), n))
-        return files
-
-    # -- events
-    def events(self):
-        with self._elock:
-            try:
-                with open(self.events_file, "rb") as f:
-                    f.seek(self._ev_off)
-                    data = f.read()
-            except FileNotFoundError:
-                return list(self._events)
-            end = data.rfind(b"\n")
-            if end >= 0:
-                for raw in data[:end].split(b"\n"):
-                    try:
-                        ev = json.loads(raw.decode("utf-8"))
-                    except (ValueError, UnicodeDecodeError) as e:
-                        raise Fail("event line not JSON (%s): %s" % (
-                            e, short(raw, 200)))
-                    self._events.append(ev)
-                self._ev_off += end + 1
-            return list(self._events)
-
-    def find(self, **match):
-        return [e for e in self.events()
-                if all(e.get(k) == v for k, v in match.items())]
-
-    def wait_event(self, timeout=5, count=1, **match):
-        r = poll(lambda: len(self.find(**match)) >= count, T(timeout))
-        check(r, "no%s event %s within %ss (have %d)" % (
-            "" if count == 1 else " %d" % count, match, timeout,
-            len(self.find(**match))))
-        return self.find(**match)
+class Client(H.Client):
+    CHECK_MIXED_CODES = False
 
 
-class Closer:
-    """Lets the context close an smtplib client."""
+class Server(H.Server):
+    """Without the end-of-test Maildir tmp/ check, and its Client does
+    not check a reply for mixed codes (as this suite always had it)."""
 
-    def __init__(self, s):
-        self.s = s
-
-    def close(self):
-        try:
-            self.s.close()
-        except Exception:
-            pass
+    CLIENT = Client
+    CHECK_MAILDIR_TMP = False
 
 
-# ------------------------------------------------------------------- client
-
-class Client:
-    """A raw SMTP client socket with a line reader."""
-
-    def __init__(self, host, port, timeout=10):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.timeout = T(timeout)
-        self.sock.settimeout(self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.eof = False
-        self.reset_seen = False
-        try:
-            self.sock.connect((host, port))
-        except ConnectionResetError:
-            self.eof = self.reset_seen = True
-        except OSError as e:
-            self.sock.close()
-            raise Fail("connect to %s:%d: %s" % (host, port, e))
-        self._lines = collections.deque()
-        self._part = b""
-        self.closed = False
-        self.transcript = []
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        try:
-            self.sock.sendall(data)
-        except OSError as e:
-            raise Fail("send %s: %s" % (short(data, 60), e))
-
-    def cmd(self, line):
-        self.send((line if isinstance(line, bytes) else line.encode()) +
-                  b"\r\n")
-
-    def _fill(self, timeout=None):
-        """One recv into the buffer.  None on timeout, b"" on EOF/RST."""
-        if timeout is not None:
-            self.sock.settimeout(max(timeout, 0.001))
-        try:
-            d = self.sock.recv(65536)
-        except socket.timeout:
-            return None
-        except ConnectionResetError:
-            self.reset_seen = True
-            d = b""
-        finally:
-            if timeout is not None and not self.closed:
-                self.sock.settimeout(self.timeout)
-        if not d:
-            self.eof = True
-        else:
-            self._part += d
-            if b"\n" in d:
-                parts = self._part.split(b"\n")
-                self._part = parts.pop()
-                self._lines.extend(x + b"\n" for x in parts)
-        return d
-
-    @property
-    def buf(self):
-        return b"".join(self._lines) + self._part
-
-    def line(self, timeout=None):
-        end = time.monotonic() + (T(timeout) if timeout is not None
-                                  else self.timeout)
-        while not self._lines:
-            if self.eof:
-                raise Fail("connection %s by the server while waiting for "
-                           "a line; got %s; transcript %s" % (
-                               "reset" if self.reset_seen else "closed",
-                               short(self.buf), self.tail()))
-            left = end - time.monotonic()
-            if left <= 0:
-                raise Fail("timeout waiting for a reply line; got %s; "
-                           "transcript %s" % (short(self.buf), self.tail()))
-            self._fill(left)
-        raw = self._lines.popleft()
-        check(raw.endswith(b"\r\n"), "reply line not ended by CRLF: %s" %
-              short(raw))
-        ln = raw[:-2]
-        self.transcript.append(b"S: " + ln)
-        del self.transcript[:-20]
-        return ln
-
-    def tail(self):
-        return " | ".join(short(x, 80) for x in self.transcript[-6:])
-
-    def reply(self, timeout=None):
-        """A whole (multi-line) reply: (code, [lines])."""
-        lines = []
-        while True:
-            ln = self.line(timeout)
-            lines.append(ln)
-            check(re.match(rb"^\d\d\d([ -]|$)", ln),
-                  "malformed reply line %s" % short(ln))
-            if len(ln) == 3 or ln[3:4] == b" ":
-                return int(ln[:3]), lines
-
-    def expect_reply(self, prefix, timeout=None):
-        """One whole reply whose last line starts with prefix."""
-        if isinstance(prefix, str):
-            prefix = prefix.encode()
-        code, lines = self.reply(timeout)
-        if not lines[-1].startswith(prefix):
-            raise Fail("expected %s..., got %s (transcript %s)" % (
-                short(prefix), short(b" / ".join(lines), 300), self.tail()))
-        return lines[-1].decode("utf-8", "replace")
-
-    def ehlo(self, name="client.test"):
-        self.cmd("EHLO " + name)
-        code, lines = self.reply()
-        check(code == 250, "EHLO got %s" % lines)
-        return lines
-
-    def close(self):
-        if not self.closed:
-            self.closed = True
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-
-
-def body(tag):
-    return (b"From: a@example.com\r\nTo: b@example.com\r\n"
-            b"Subject: test " + tag.encode() + b"\r\n"
-            b"Message-ID: <" + tag.encode() + b"@client.test>\r\n"
-            b"\r\nbody of " + tag.encode() + b"\r\n")
+class Ctx(H.Ctx):
+    SERVER = Server
 
 
 # ------------------------------------------------------- running the report
@@ -568,7 +81,7 @@ def body(tag):
 def sf_report(ctx, args, rc=0, stdin=None):
     """Run `smtpfault report ARGS`; check the exit status (unless rc is
     None) and that no sanitizer spoke.  Returns (stdout, stderr)."""
-    argv = [BIN, "report"] + [str(a) for a in args]
+    argv = [H.BIN, "report"] + [str(a) for a in args]
     r = ctx.run(argv, timeout=20, stdin=stdin)
     out = r.stdout.decode("utf-8", "replace")
     err = r.stderr.decode("utf-8", "replace")
@@ -583,7 +96,7 @@ def sf_report(ctx, args, rc=0, stdin=None):
 
 
 def sf_rc(ctx, args, stdin=None):
-    argv = [BIN, "report"] + [str(a) for a in args]
+    argv = [H.BIN, "report"] + [str(a) for a in args]
     r = ctx.run(argv, timeout=20, stdin=stdin)
     return (r.returncode, r.stdout.decode("utf-8", "replace"),
             r.stderr.decode("utf-8", "replace"))
@@ -1731,142 +1244,8 @@ def real_restart(ctx):
 
 # ================================================================== runner
 
-def run_one(name, fn, timeout):
-    ctx = Ctx(name)
-    with LIVE_LOCK:
-        LIVE.add(ctx)
-    try:
-        return run_ctx(ctx, fn, timeout)
-    finally:
-        with LIVE_LOCK:
-            LIVE.discard(ctx)
-
-
-def run_ctx(ctx, fn, timeout):
-    result = {}
-
-    def body_():
-        try:
-            fn(ctx)
-            result["ok"] = True
-        except Skip as e:
-            result["skip"] = str(e)
-        except Fail as e:
-            result["fail"] = str(e)
-        except Exception as e:
-            tb = traceback.extract_tb(e.__traceback__)
-            where = "%s:%d" % (os.path.basename(tb[-1].filename),
-                               tb[-1].lineno) if tb else "?"
-            result["fail"] = "%s: %r (at %s)" % (type(e).__name__, e, where)
-
-    t = threading.Thread(target=body_, daemon=True)
-    t0 = time.monotonic()
-    t.start()
-    t.join(T(timeout))
-    if t.is_alive():
-        ctx.abort()
-        t.join(10)
-        result = {"fail": "timed out after %ss" % timeout}
-    why, kept = ctx.cleanup(ok="ok" in result)
-    if why and "ok" in result:
-        result = {"fail": why}
-    if kept:
-        result["kept"] = kept
-    result["secs"] = time.monotonic() - t0
-    return result
-
-
-def show(name, r):
-    extra = " [%.1fs]" % r["secs"] if os.environ.get("SMTPFAULT_TIMES") \
-        else ""
-    if "fail" in r:
-        msg = r["fail"].replace("\n", " ")
-        if r.get("kept"):
-            msg += " (kept %s)" % r["kept"]
-        print("FAIL %s: %s%s" % (name, msg, extra))
-    elif "skip" in r:
-        print("ok %s # skip %s%s" % (name, r["skip"], extra))
-    else:
-        print("ok %s%s" % (name, extra))
-    sys.stdout.flush()
-    return "fail" not in r
-
-
-def main(argv):
-    global BIN
-    if len(argv) < 2 or argv[1] in ("-h", "--help"):
-        sys.stderr.write("usage: %s SMTPFAULT-BINARY [NAME-FILTER]\n" %
-                         argv[0])
-        return 2
-    BIN = os.path.abspath(argv[1])
-    if not os.access(BIN, os.X_OK):
-        sys.stderr.write("report_test: %s is not an executable\n" % BIN)
-        return 2
-    tests = list(TESTS)
-    if len(argv) > 2:
-        pat = argv[2]
-        if any(ch in pat for ch in "*?["):
-            tests = [t for t in tests if fnmatch.fnmatchcase(t[0], pat)]
-        else:
-            tests = [t for t in tests if pat in t[0]]
-    # the real runs first, so that they overlap with the many short ones
-    order = sorted(range(len(tests)),
-                   key=lambda i: not tests[i][0].startswith("real_"))
-    results = [None] * len(tests)
-    cond = threading.Condition()
-    sem = threading.Semaphore(max(1, JOBS))
-    t0 = time.monotonic()
-
-    def worker(i):
-        try:
-            results[i] = run_one(*tests[i])
-        except Exception as e:
-            results[i] = {"fail": "runner error %r" % (e,), "secs": 0}
-        finally:
-            sem.release()
-            with cond:
-                cond.notify_all()
-
-    try:
-        return run_all(tests, order, results, cond, sem, worker, t0)
-    except KeyboardInterrupt:
-        with LIVE_LOCK:
-            live = list(LIVE)
-        for ctx in live:
-            ctx.abort()
-            ctx.cleanup(False)
-        sys.stderr.write("report_test: interrupted\n")
-        return 130
-
-
-def run_all(tests, order, results, cond, sem, worker, t0):
-    passed = failed = 0
-    nxt = 0
-    for i in order:
-        sem.acquire()
-        threading.Thread(target=worker, args=(i,), daemon=True).start()
-        with cond:
-            while nxt < len(tests) and results[nxt] is not None:
-                if show(tests[nxt][0], results[nxt]):
-                    passed += 1
-                else:
-                    failed += 1
-                nxt += 1
-    with cond:
-        while nxt < len(tests):
-            while results[nxt] is None:
-                cond.wait(1)
-            if show(tests[nxt][0], results[nxt]):
-                passed += 1
-            else:
-                failed += 1
-            nxt += 1
-    if os.environ.get("SMTPFAULT_TIMES"):
-        sys.stderr.write("report_test: %.1fs\n" % (time.monotonic() - t0))
-    print("report: %d passed, %d failed" % (passed, failed))
-    sys.stdout.flush()
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    # the real runs first, so that they overlap with the many short ones
+    sys.exit(H.main(sys.argv, "report", "report_test", "sf-rep",
+                    heavy=lambda name: name.startswith("real_"),
+                    ctx_class=Ctx))

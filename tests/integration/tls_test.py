@@ -27,13 +27,11 @@ ENV     SMTPFAULT_JOBS  tests run at once (default 4)
         SMTPFAULT_KEEP  keep the temp dirs of failed tests (path printed)
         SMTPFAULT_TIMES print each test's duration
 
-Python standard library only.
+Python standard library only.  The harness (Ctx, Server, Client, runner)
+is in sfharness.py beside this file; the TLS parts of Server and Client
+are below.
 """
 
-import collections
-import email
-import fnmatch
-import json
 import os
 import re
 import shutil
@@ -43,25 +41,20 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-import traceback
 import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import sfharness as H  # noqa: E402
+from sfharness import (  # noqa: E402
+    HOST, SHIPPED, TESTS, Closer, Fail, Skip, T, between, body, check, data,
+    envelope, header_of, kill_proc, read_file, scenario_arg, short, swaks,
+    test)
 
 # TLS 1.0 is asked for on purpose (tls-old-protocol)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(HERE))
-SHIPPED = os.path.join(REPO, "conf", "scenarios")
-SLOW = float(os.environ.get("SMTPFAULT_SLOW", "1") or 1)
-JOBS = int(os.environ.get("SMTPFAULT_JOBS", "4") or 4)
-BIN = None                      # set in main()
-HOST = "mx.test"                # --hostname of every server
-SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
-                   "UndefinedBehaviorSanitizer", "Assertion", "PANIC")
-QUEUED = b"250 2.0.0 Ok: queued as "
 # the Received: line of a message that came over TLS 1.3
 ESMTPS13 = rb"with ESMTPS \(TLSv1\.3:TLS_[A-Z0-9_]+\) id "
 # close reason of a failed handshake (renamed from tls_failed in the
@@ -69,250 +62,29 @@ ESMTPS13 = rb"with ESMTPS \(TLSv1\.3:TLS_[A-Z0-9_]+\) id "
 HS_FAILED = ("starttls_failed", "tls_failed")
 
 
-class Fail(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-def T(sec):
-    """A timeout, scaled for slow machines."""
-    return sec * SLOW
-
-
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-def short(b, n=160):
-    if isinstance(b, (bytes, bytearray)):
-        r = repr(bytes(b))[2:-1]
-    else:
-        r = str(b)
-    return r if len(r) <= n else r[:n] + "...(%d chars)" % len(r)
-
-
-def poll(fn, timeout, interval=0.02):
-    """Call fn until it returns a true value or timeout passes."""
-    end = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v or time.monotonic() >= end:
-            return v
-        time.sleep(interval)
-
-
-def between(secs, lo, hi, what):
-    check(lo <= secs < T(hi), "%s took %.2fs, expected %.1fs to %.1fs" % (
-        what, secs, lo, T(hi)))
-
-
-# ---------------------------------------------------------------- registry
-
-TESTS = []          # (name, fn, timeout)
-
-
-def test(timeout=30):
-    def deco(fn):
-        TESTS.append((fn.__name__, fn, timeout))
-        return fn
-    return deco
-
-
-# ------------------------------------------------------------------ context
-
-def kill_proc(p):
-    if p.poll() is None:
-        try:
-            os.kill(p.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-LIVE = set()        # contexts of running tests, for an interrupted run
-LIVE_LOCK = threading.Lock()
-
-
-class Ctx:
-    """Everything one test started, so that it can all be cleaned up."""
-
-    def __init__(self, name):
-        self.name = name
-        self.tmp = tempfile.mkdtemp(prefix="sf-tls-%s-" % name[:40])
-        self.servers = []
-        self.clients = []
-        self.procs = []
-        self.notes = []
-        self.lock = threading.Lock()
-        self.aborted = False
-
-    def path(self, *p):
-        return os.path.join(self.tmp, *p)
-
-    def write(self, name, text):
-        p = self.path(name)
-        with open(p, "w") as f:
-            f.write(text)
-        return p
-
-    def note(self, text):
-        self.notes.append(text)
-
-    def server(self, scenario=None, conf=None, args=(), implicit=False,
-               wait=True):
-        with self.lock:
-            s = Server(self, scenario=scenario, conf=conf, args=args,
-                       implicit=implicit)
-            self.servers.append(s)
-        s.start()
-        if wait:
-            s.wait_ready()
-        return s
-
-    def track(self, c):
-        with self.lock:
-            if self.aborted:
-                c.close()
-                raise Fail("test aborted")
-            self.clients.append(c)
-        return c
-
-    def run(self, argv, timeout=60, stdin=None):
-        p = subprocess.Popen(argv, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE,
-                             stdin=subprocess.PIPE if stdin is not None
-                             else subprocess.DEVNULL,
-                             start_new_session=True, cwd=self.tmp)
-        with self.lock:
-            self.procs.append(p)
-        try:
-            out, err = p.communicate(input=stdin, timeout=T(timeout))
-        except subprocess.TimeoutExpired:
-            kill_proc(p)
-            out, err = p.communicate()
-            raise Fail("%s timed out after %ss" % (
-                os.path.basename(argv[0]), timeout))
-        return subprocess.CompletedProcess(argv, p.returncode, out, err)
-
-    def close_clients(self):
-        with self.lock:
-            cl, self.clients = self.clients, []
-        for c in cl:
-            c.close()
-
-    def abort(self):
-        with self.lock:
-            self.aborted = True
-        self.close_clients()
-        for p in list(self.procs):
-            kill_proc(p)
-        for s in list(self.servers):
-            s.kill()
-
-    def cleanup(self, ok):
-        why = None
-        self.close_clients()
-        for p in list(self.procs):
-            kill_proc(p)
-        for s in list(self.servers):
-            try:
-                r = s.finish(check=ok and not self.aborted)
-            except Exception as e:      # never leak a process
-                r = "cleanup error: %r" % (e,)
-            s.kill()
-            why = why or r
-        if os.environ.get("SMTPFAULT_KEEP") and (why or not ok):
-            return why, self.tmp
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        return why, None
-
-
 # ------------------------------------------------------------------- server
 
-def scenario_arg(name):
-    """-s argument for a shipped scenario: its name when the binary finds
-    it by itself (build/../conf/scenarios), else the full path."""
-    near = os.path.join(os.path.dirname(BIN), "..", "conf", "scenarios",
-                        name + ".ini")
-    return name if os.path.exists(near) else os.path.join(SHIPPED,
-                                                          name + ".ini")
-
-
-class Server:
-    """One smtpfault process."""
+class Server(H.Server):
+    """One smtpfault process that writes its CA (--tls-ca-out) and, when
+    implicit, listens for SMTPS too (--listen-tls)."""
 
     def __init__(self, ctx, scenario=None, conf=None, args=(),
                  implicit=False):
-        self.ctx = ctx
-        self.dir = ctx.path("srv%d" % len(ctx.servers))
-        os.makedirs(self.dir)
-        self.port_file = os.path.join(self.dir, "ports")
-        self.events_file = os.path.join(self.dir, "events.jsonl")
-        self.maildir = os.path.join(self.dir, "maildir")
-        self.ca = os.path.join(self.dir, "ca.pem")
         self.implicit = implicit
-        self.conf_file = None
-        self.argv = [BIN]
-        if conf is not None:
-            self.conf_file = os.path.join(self.dir, "smtpfault.ini")
-            with open(self.conf_file, "w") as f:
-                f.write(conf)
-            self.argv += ["-c", self.conf_file]
-        if scenario is not None:
-            self.argv += ["-s", scenario]
-        self.argv += ["--listen", "127.0.0.1:0", "--port-file",
-                      self.port_file, "--events", self.events_file,
-                      "--capture", self.maildir, "--hostname", HOST,
-                      "--tls-ca-out", self.ca]
-        if implicit:
-            self.argv += ["--listen-tls", "127.0.0.1:0"]
-        self.argv += list(args)
-        self.proc = None
-        self.port = None
         self.tls_port = None
-        self.expect_exit = False
-        self._ev_off = 0
-        self._events = []
-        self._elock = threading.Lock()
+        super().__init__(ctx, scenario=scenario, conf=conf, args=args)
 
-    def start(self):
-        self.out = open(os.path.join(self.dir, "stdout"), "wb")
-        self.err = open(os.path.join(self.dir, "stderr"), "wb")
-        self.proc = subprocess.Popen(self.argv, stdout=self.out,
-                                     stderr=self.err,
-                                     stdin=subprocess.DEVNULL,
-                                     start_new_session=True, cwd=self.dir)
+    @property
+    def ca(self):
+        return os.path.join(self.dir, "ca.pem")
 
-    def stderr(self):
-        try:
-            with open(os.path.join(self.dir, "stderr"), "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+    def listen_args(self):
+        a = super().listen_args() + ["--tls-ca-out", self.ca]
+        if self.implicit:
+            a += ["--listen-tls", "127.0.0.1:0"]
+        return a
 
-    def wait_ready(self, timeout=10):
-        def ready():
-            if self.proc.poll() is not None:
-                return "exit"
-            try:
-                with open(self.port_file) as f:
-                    t = f.read()
-            except OSError:
-                return None
-            return t if t.endswith("\n") else None
-        t = poll(ready, T(timeout))
-        if t == "exit":
-            raise Fail("server exited with %s before serving; stderr: %s" %
-                       (self.proc.returncode, short(self.stderr(), 400)))
-        check(t, "no port file after %ss; stderr: %s" % (
-            timeout, short(self.stderr(), 400)))
+    def parse_ports(self, t):
         want = r"smtp 127\.0\.0\.1:(\d+)\n"
         if self.implicit:
             want += r"smtps 127\.0\.0\.1:(\d+)\n"
@@ -325,51 +97,6 @@ class Server:
             check(0 < self.tls_port < 65536 and self.tls_port != self.port,
                   "bad smtps port in %r" % t)
         check(os.path.getsize(self.ca) > 0, "--tls-ca-out wrote nothing")
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def signal(self, sig):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-
-    def kill(self):
-        if self.proc is not None:
-            kill_proc(self.proc)
-        for f in ("out", "err"):
-            fp = getattr(self, f, None)
-            if fp:
-                fp.close()
-
-    def finish(self, check=True):
-        """End-of-test health checks and a graceful stop."""
-        why = None
-        if self.proc is None:
-            return None
-        if check and not self.expect_exit and self.proc.poll() is not None:
-            why = "server died during the test (exit %s); stderr: %s" % (
-                self.proc.returncode, short(self.stderr(), 400))
-        if check and os.path.isdir(self.maildir):
-            if not poll(lambda: not self.tmp_files(), T(3)):
-                why = why or "files left in Maildir tmp/: %s" % \
-                    self.tmp_files()[:5]
-        if self.proc.poll() is None:
-            self.signal(signal.SIGTERM)
-            try:
-                rc = self.proc.wait(timeout=T(10))
-                if rc != 0 and check:
-                    why = why or "server exit status %s after SIGTERM" % rc
-            except subprocess.TimeoutExpired:
-                why = why or "server did not exit within 10s of SIGTERM"
-        if check:
-            err = self.stderr()
-            for mark in SANITIZER_MARKS:
-                if mark in err:
-                    i = err.index(mark)
-                    why = why or "server stderr has %r: %s" % (
-                        mark, short(err[max(0, i - 100):], 400))
-                    break
-        return why
 
     # -- clients
     def connect(self, banner=True, timeout=10, implicit=False, tls=None,
@@ -386,12 +113,6 @@ class Server:
         if banner:
             c.expect_reply(b"220 ")
         return c
-
-    def smtp(self, timeout=10, helo="client.test"):
-        """An smtplib client; the caller connects it."""
-        s = smtplib.SMTP(local_hostname=helo, timeout=T(timeout))
-        self.ctx.track(Closer(s))
-        return s
 
     def smtp_named(self, hostname="localhost", timeout=10,
                    helo="client.test"):
@@ -420,64 +141,6 @@ class Server:
         self.ctx.track(Closer(s))
         return s
 
-    # -- maildir
-    def new_files(self):
-        d = os.path.join(self.maildir, "new")
-        try:
-            return sorted(os.path.join(d, f) for f in os.listdir(d)
-                          if not f.startswith("."))
-        except FileNotFoundError:
-            return []
-
-    def tmp_files(self):
-        d = os.path.join(self.maildir, "tmp")
-        try:
-            return [f for f in os.listdir(d) if not f.startswith(".")]
-        except FileNotFoundError:
-            return []
-
-    def wait_new(self, n, timeout=5):
-        got = poll(lambda: len(self.new_files()) >= n, T(timeout))
-        files = self.new_files()
-        check(got and len(files) == n, "Maildir new/ has %d files, expected"
-              " %d" % (len(files), n))
-        return files
-
-    # -- events
-    def events(self):
-        with self._elock:
-            try:
-                with open(self.events_file, "rb") as f:
-                    f.seek(self._ev_off)
-                    data = f.read()
-            except FileNotFoundError:
-                return list(self._events)
-            end = data.rfind(b"\n")
-            if end >= 0:
-                for raw in data[:end].split(b"\n"):
-                    try:
-                        ev = json.loads(raw.decode("utf-8"))
-                    except (ValueError, UnicodeDecodeError) as e:
-                        raise Fail("event line not JSON (%s): %s" % (
-                            e, short(raw, 200)))
-                    self._events.append(ev)
-                self._ev_off += end + 1
-            return list(self._events)
-
-    def find(self, **match):
-        return [e for e in self.events()
-                if all(e.get(k) == v for k, v in match.items())]
-
-    def wait_event(self, timeout=5, count=1, **match):
-        r = poll(lambda: len(self.find(**match)) >= count, T(timeout))
-        check(r, "no%s event %s within %ss (have %d)" % (
-            "" if count == 1 else " %d" % count, match, timeout,
-            len(self.find(**match))))
-        return self.find(**match)
-
-    def faults(self, **match):
-        return self.find(event="fault", **match)
-
     def exactly(self, n, timeout=5, **match):
         """Wait for n events like match; there must not be more."""
         if n:
@@ -492,17 +155,8 @@ class Server:
         return header_of(path, "X-Smtpfault-Session")
 
 
-class Closer:
-    """Lets the context close an smtplib client."""
-
-    def __init__(self, s):
-        self.s = s
-
-    def close(self):
-        try:
-            self.s.close()
-        except Exception:
-            pass
+class Ctx(H.Ctx):
+    SERVER = Server
 
 
 # ------------------------------------------------------------------- client
@@ -536,29 +190,15 @@ def client_hello(tls=None, hostname="localhost"):
     return hello
 
 
-class Client:
+class Client(H.Client):
     """A raw SMTP client socket with a line reader; wrap() puts TLS on
     the same socket (the reader must be empty then)."""
 
+    EARLY_RESET_OK = False
+
     def __init__(self, host, port, timeout=10, ctx=None):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.timeout = T(timeout)
-        self.sock.settimeout(self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.eof = False
-        self.reset_seen = False     # the server closed with an RST
-        self.closed = False
         self.tls = False
-        self._lines = collections.deque()
-        self._part = b""
-        self.transcript = []
-        if ctx is not None:
-            ctx.track(self)
-        try:
-            self.sock.connect((host, port))
-        except OSError as e:
-            self.close()
-            raise Fail("connect to %s:%d: %s" % (host, port, e))
+        super().__init__(host, port, timeout=timeout, ctx=ctx)
 
     def wrap(self, tls, hostname=None):
         """TLS handshake on this connection; raises what ssl raises."""
@@ -573,46 +213,6 @@ class Client:
         self.expect_reply(b"220 2.0.0 ")
         return self.wrap(tls, hostname)
 
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        try:
-            self.sock.sendall(data)
-        except OSError as e:
-            raise Fail("send %s: %s" % (short(data, 60), e))
-
-    def cmd(self, line):
-        self.send((line if isinstance(line, bytes) else line.encode()) +
-                  b"\r\n")
-
-    def _fill(self, timeout=None):
-        """One recv into the buffer.  None on timeout, b"" on EOF/RST."""
-        if timeout is not None:
-            self.sock.settimeout(max(timeout, 0.001))
-        try:
-            d = self.sock.recv(65536)
-        except socket.timeout:
-            return None
-        except ConnectionResetError:
-            self.reset_seen = True
-            d = b""
-        finally:
-            if timeout is not None and not self.closed:
-                self.sock.settimeout(self.timeout)
-        if not d:
-            self.eof = True
-        else:
-            self._part += d
-            if b"\n" in d:
-                parts = self._part.split(b"\n")
-                self._part = parts.pop()
-                self._lines.extend(x + b"\n" for x in parts)
-        return d
-
-    @property
-    def buf(self):
-        return b"".join(self._lines) + self._part
-
     def raw(self, timeout):
         """Whatever arrives (not split into lines) until EOF or timeout."""
         end = time.monotonic() + T(timeout)
@@ -623,129 +223,11 @@ class Client:
         self._part = b""
         return data
 
-    def line(self, timeout=None):
-        end = time.monotonic() + (T(timeout) if timeout is not None
-                                  else self.timeout)
-        while not self._lines:
-            if self.eof:
-                raise Fail("connection %s by the server while waiting for "
-                           "a line; got %s; transcript %s" % (
-                               "reset" if self.reset_seen else "closed",
-                               short(self.buf), self.tail()))
-            left = end - time.monotonic()
-            if left <= 0:
-                raise Fail("timeout waiting for a reply line; got %s; "
-                           "transcript %s" % (short(self.buf), self.tail()))
-            self._fill(left)
-        raw = self._lines.popleft()
-        check(raw.endswith(b"\r\n"), "reply line not ended by CRLF: %s" %
-              short(raw))
-        ln = raw[:-2]
-        self.transcript.append(b"S: " + ln)
-        del self.transcript[:-20]
-        return ln
-
-    def tail(self):
-        return " | ".join(short(x, 80) for x in self.transcript[-6:])
-
-    def reply(self, timeout=None):
-        """A whole (multi-line) reply: (code, [lines])."""
-        lines = []
-        while True:
-            ln = self.line(timeout)
-            lines.append(ln)
-            check(re.match(rb"^\d\d\d([ -]|$)", ln),
-                  "malformed reply line %s" % short(ln))
-            if len(ln) == 3 or ln[3:4] == b" ":
-                check(len({l[:3] for l in lines}) == 1,
-                      "mixed codes in one reply: %s" % lines)
-                return int(ln[:3]), lines
-
-    def expect_reply(self, prefix, timeout=None):
-        """One whole reply whose last line starts with prefix."""
-        if isinstance(prefix, str):
-            prefix = prefix.encode()
-        code, lines = self.reply(timeout)
-        if not lines[-1].startswith(prefix):
-            raise Fail("expected %s..., got %s (transcript %s)" % (
-                short(prefix), short(b" / ".join(lines), 300), self.tail()))
-        return lines[-1].decode("utf-8", "replace")
-
-    def wait_closed(self, timeout=5):
-        """The server must close without sending anything more; returns
-        the seconds waited."""
-        t0 = time.monotonic()
-        end = t0 + T(timeout)
-        while not self.eof:
-            check(not self.buf, "expected close, got data: %s" %
-                  short(self.buf))
-            left = end - time.monotonic()
-            check(left > 0, "server did not close the connection within %ss"
-                  " (transcript %s)" % (timeout, self.tail()))
-            self._fill(left)
-        check(not self.buf, "expected close, got data: %s" % short(self.buf))
-        return time.monotonic() - t0
-
-    def expect_silence(self, secs):
-        """Nothing may arrive and the connection must stay open."""
-        end = time.monotonic() + secs
-        while not self.buf and not self.eof:
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            self._fill(left)
-        check(not self.buf, "unexpected data: %s" % short(self.buf))
-        raise Fail("connection %s within %ss (transcript %s)" % (
-            "reset" if self.reset_seen else "closed", secs, self.tail()))
-
     def ehlo(self, name="client.test"):
         self.cmd("EHLO " + name)
         code, lines = self.reply()
         check(code == 250, "EHLO got %s" % lines)
         return [l[4:].decode() for l in lines[1:]]
-
-    def close(self):
-        if not self.closed:
-            self.closed = True
-            try:
-                self.sock.close()
-            except OSError:
-                pass
-
-
-def body(tag, subject=None, extra=b""):
-    subject = subject if subject is not None else "test " + tag
-    return (b"From: a@example.com\r\nTo: b@example.com\r\n"
-            b"Subject: " + subject.encode() + b"\r\n"
-            b"Message-ID: <" + tag.encode() + b"@client.test>\r\n"
-            b"\r\nbody of " + tag.encode() + b"\r\n" + extra)
-
-
-def envelope(c, frm="a@example.com", rcpts=("b@example.com",), helo=True):
-    """EHLO (optionally), MAIL and RCPTs that must all succeed."""
-    if helo:
-        c.ehlo()
-    c.cmd("MAIL FROM:<%s>" % frm)
-    c.expect_reply(b"250 2.1.0")
-    for r in rcpts:
-        c.cmd("RCPT TO:<%s>" % r)
-        c.expect_reply(b"250 2.1.5")
-
-
-def data(c, msg, expect=QUEUED):
-    c.cmd("DATA")
-    c.expect_reply(b"354")
-    c.send(msg + b".\r\n")
-    return c.expect_reply(expect)
-
-
-def read_file(path):
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def header_of(path, name):
-    return email.message_from_bytes(read_file(path)).get(name)
 
 
 def send_msg(s, tag):
@@ -768,16 +250,6 @@ def stored_tls(srv, tag, n=1, proto=ESMTPS13):
     check(re.search(proto, raw), "Received: lacks %s: %s" % (
         proto.decode(), short(raw[:raw.find(b"Date:")], 400)))
     return f
-
-
-def swaks(ctx, port, *extra):
-    if not shutil.which("swaks"):
-        raise Skip("swaks not installed")
-    r = ctx.run(["swaks", "--server", "127.0.0.1", "--port", str(port),
-                 "--helo", "swaks.test", "--timeout", "20"] + list(extra),
-                timeout=40)
-    return r.returncode, r.stdout.decode("utf-8", "replace") + \
-        r.stderr.decode("utf-8", "replace")
 
 
 def s_client(ctx, srv, ca, *extra, smtp=b"EHLO sclient.test\r\nQUIT\r\n"):
@@ -1259,7 +731,7 @@ def cert_key_files(ctx):
     both = ctx.write("both.pem", open(pki["srv.crt"]).read() +
                      open(pki["srv.key"]).read())
     good = ctx.write("both.ini", "[tls]\ncert = %s\n" % both)
-    r = ctx.run([BIN, "-c", good, "--check-config"], timeout=10)
+    r = ctx.run([H.BIN, "-c", good, "--check-config"], timeout=10)
     check(r.returncode == 0 and b"configuration OK" in r.stdout,
           "cert+key in one file: exit %d %s" % (r.returncode,
                                                 short(r.stderr, 300)))
@@ -1287,7 +759,7 @@ def cert_key_files(ctx):
                 pki["srv2.crt"], pki["srv2.key"], ctx.path("nochain.pem")),
              (ctx.path("nochain.pem"),))):
         ini = ctx.write(name + ".ini", "[tls]\n" + text)
-        r = ctx.run([BIN, "-c", ini, "--check-config"], timeout=10)
+        r = ctx.run([H.BIN, "-c", ini, "--check-config"], timeout=10)
         err = r.stderr.decode("utf-8", "replace")
         check(r.returncode == 2, "%s: --check-config exit %d, want 2; %s" % (
             name, r.returncode, short(err, 300)))
@@ -1297,7 +769,7 @@ def cert_key_files(ctx):
               "%s" % (name, words, short(err, 300)))
         # the server refuses to start with it
         pf = ctx.path(name + ".ports")
-        r = ctx.run([BIN, "-c", ini, "--listen", "127.0.0.1:0",
+        r = ctx.run([H.BIN, "-c", ini, "--listen", "127.0.0.1:0",
                      "--port-file", pf, "--events", ""], timeout=10)
         check(r.returncode == 2 and not os.path.exists(pf),
               "%s: server started (exit %d)" % (name, r.returncode))
@@ -1405,7 +877,7 @@ def version_cipher_settings(ctx):
     check(ev.get("cipher") == "TLS_CHACHA20_POLY1305_SHA256" and
           ev.get("bits") == 256, "tls event %s" % ev)
     bad = ctx.write("bad.ini", "[tls]\nciphers = NO-SUCH-CIPHER\n")
-    r = ctx.run([BIN, "-c", bad, "--check-config"], timeout=10)
+    r = ctx.run([H.BIN, "-c", bad, "--check-config"], timeout=10)
     check(r.returncode == 2 and b"NO-SUCH-CIPHER" in r.stderr,
           "bad ciphers: exit %d %s" % (r.returncode, short(r.stderr, 300)))
 
@@ -1858,7 +1330,7 @@ def tls_scenarios_covered(ctx):
     missing = [n for n in names if n.replace("-", "_") not in tested]
     check(not missing, "shipped TLS scenarios without a test: %s" % missing)
     for n in names:
-        r = ctx.run([BIN, "--check-config", "-s", scenario_arg(n)],
+        r = ctx.run([H.BIN, "--check-config", "-s", scenario_arg(n)],
                     timeout=10)
         check(r.returncode == 0 and b"configuration OK" in r.stdout,
               "%s: exit %d %s" % (n, r.returncode, short(r.stderr, 300)))
@@ -1870,147 +1342,10 @@ def tls_scenarios_covered(ctx):
 
 # ================================================================== runner
 
-def run_one(name, fn, timeout):
-    ctx = Ctx(name)
-    with LIVE_LOCK:
-        LIVE.add(ctx)
-    try:
-        return run_ctx(ctx, fn, timeout)
-    finally:
-        with LIVE_LOCK:
-            LIVE.discard(ctx)
-
-
-def run_ctx(ctx, fn, timeout):
-    result = {}
-
-    def body_():
-        try:
-            fn(ctx)
-            result["ok"] = True
-        except Skip as e:
-            result["skip"] = str(e)
-        except Fail as e:
-            result["fail"] = str(e)
-        except Exception as e:
-            tb = traceback.extract_tb(e.__traceback__)
-            where = "%s:%d" % (os.path.basename(tb[-1].filename),
-                               tb[-1].lineno) if tb else "?"
-            result["fail"] = "%s: %r (at %s)" % (type(e).__name__, e, where)
-
-    t = threading.Thread(target=body_, daemon=True)
-    t0 = time.monotonic()
-    t.start()
-    t.join(T(timeout))
-    if t.is_alive():
-        ctx.abort()
-        t.join(10)
-        result = {"fail": "timed out after %ss" % timeout}
-    why, kept = ctx.cleanup(ok="ok" in result)
-    if why and "ok" in result:
-        result = {"fail": why}
-    if kept:
-        result["kept"] = kept
-    result["notes"] = list(ctx.notes)
-    result["secs"] = time.monotonic() - t0
-    return result
-
-
-def report(name, r):
-    extra = " [%.1fs]" % r["secs"] if os.environ.get("SMTPFAULT_TIMES") \
-        else ""
-    if "fail" in r:
-        msg = r["fail"].replace("\n", " ")
-        if r.get("kept"):
-            msg += " (kept %s)" % r["kept"]
-        print("FAIL %s: %s%s" % (name, msg, extra))
-    elif "skip" in r:
-        print("ok %s # skip %s%s" % (name, r["skip"], extra))
-    else:
-        notes = "".join(" # note: " + n.replace("\n", " ")
-                        for n in r.get("notes", ()))
-        print("ok %s%s%s" % (name, notes, extra))
-    sys.stdout.flush()
-    return "fail" not in r
-
-
-def main(argv):
-    global BIN
-    if len(argv) < 2 or argv[1] in ("-h", "--help"):
-        sys.stderr.write("usage: %s SMTPFAULT-BINARY [NAME-FILTER]\n" %
-                         argv[0])
-        return 2
-    BIN = os.path.abspath(argv[1])
-    if not os.access(BIN, os.X_OK):
-        sys.stderr.write("tls_test: %s is not an executable\n" % BIN)
-        return 2
-    tests = list(TESTS)
-    if len(argv) > 2:
-        pat = argv[2]
-        if any(ch in pat for ch in "*?["):
-            tests = [t for t in tests if fnmatch.fnmatchcase(t[0], pat)]
-        else:
-            tests = [t for t in tests if pat in t[0]]
-    # the long ones first, so that they overlap with the many short ones
-    heavy = {"tls_stall", "sigterm_during_handshake", "handshake_timeout",
-             "key_update_tls13", "starttls_hook_rules", "big_message_tls",
-             "cert_key_files", "client_cert_logged", "pipelined_noops_tls"}
-    order = sorted(range(len(tests)), key=lambda i: tests[i][0] not in heavy)
-    results = [None] * len(tests)
-    cond = threading.Condition()
-    sem = threading.Semaphore(max(1, JOBS))
-    t0 = time.monotonic()
-
-    def worker(i):
-        try:
-            results[i] = run_one(*tests[i])
-        except Exception as e:
-            results[i] = {"fail": "runner error %r" % (e,), "secs": 0}
-        finally:
-            sem.release()
-            with cond:
-                cond.notify_all()
-
-    try:
-        return run_all(tests, order, results, cond, sem, worker, t0)
-    except KeyboardInterrupt:
-        with LIVE_LOCK:
-            live = list(LIVE)
-        for ctx in live:
-            ctx.abort()
-            ctx.cleanup(False)
-        sys.stderr.write("tls_test: interrupted\n")
-        return 130
-
-
-def run_all(tests, order, results, cond, sem, worker, t0):
-    passed = failed = 0
-    nxt = 0
-    for i in order:
-        sem.acquire()
-        threading.Thread(target=worker, args=(i,), daemon=True).start()
-        with cond:
-            while nxt < len(tests) and results[nxt] is not None:
-                if report(tests[nxt][0], results[nxt]):
-                    passed += 1
-                else:
-                    failed += 1
-                nxt += 1
-    with cond:
-        while nxt < len(tests):
-            while results[nxt] is None:
-                cond.wait(1)
-            if report(tests[nxt][0], results[nxt]):
-                passed += 1
-            else:
-                failed += 1
-            nxt += 1
-    if os.environ.get("SMTPFAULT_TIMES"):
-        sys.stderr.write("tls_test: %.1fs\n" % (time.monotonic() - t0))
-    print("tls: %d passed, %d failed" % (passed, failed))
-    sys.stdout.flush()
-    return 1 if failed else 0
-
+HEAVY = {"tls_stall", "sigterm_during_handshake", "handshake_timeout",
+         "key_update_tls13", "starttls_hook_rules", "big_message_tls",
+         "cert_key_files", "client_cert_logged", "pipelined_noops_tls"}
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(H.main(sys.argv, "tls", "tls_test", "sf-tls", heavy=HEAVY,
+                    ctx_class=Ctx))
