@@ -769,15 +769,7 @@ def greylist_scenarios_covered(ctx):
     tested = {t[0] for t in TESTS}
     missing = [n for n in names if n.replace("-", "_") not in tested]
     check(not missing, "shipped scenarios without a test: %s" % missing)
-    for n in names:
-        r = ctx.run([H.BIN, "--check-config", "-s", scenario_arg(n)],
-                    timeout=10)
-        check(r.returncode == 0 and b"configuration OK" in r.stdout,
-              "%s: exit %d %s" % (n, r.returncode, short(r.stderr, 300)))
-        with open(os.path.join(SHIPPED, n + ".ini")) as f:
-            head = f.read(400)
-        check(re.match(r"; NAME +%s\n" % re.escape(n), head),
-              "%s.ini does not start with '; NAME %s'" % (n, n))
+    H.check_shipped(ctx, names)
 
 
 # ================================================================== runner

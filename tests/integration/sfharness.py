@@ -424,6 +424,20 @@ def scenario_arg(name):
                                                           name + ".ini")
 
 
+def check_shipped(ctx, names):
+    """Each shipped scenario in names loads with --check-config and starts
+    with its "; NAME" comment line."""
+    for n in names:
+        r = ctx.run([BIN, "--check-config", "-s", scenario_arg(n)],
+                    timeout=10)
+        check(r.returncode == 0 and b"configuration OK" in r.stdout,
+              "%s: exit %d %s" % (n, r.returncode, short(r.stderr, 300)))
+        with open(os.path.join(SHIPPED, n + ".ini")) as f:
+            head = f.read(400)
+        check(re.match(r"; NAME +%s\n" % re.escape(n), head),
+              "%s.ini does not start with '; NAME %s'" % (n, n))
+
+
 def fixture(name, folder=FIXTURES):
     p = os.path.join(folder, name)
     if not os.path.exists(p):
